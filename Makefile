@@ -1,0 +1,42 @@
+# The only entry points. `.ci/run` calls these, nothing else.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test check unit fmt migrate clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip==25.3
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+## run: install, migrate ./var/issuance.db, load the sandbox configuration, serve on :8000
+run: $(STAMP)
+	$(BIN)/issuance serve --sandbox --host $(HOST) --port $(PORT)
+
+## migrate: upgrade the configured database to the latest schema
+migrate: $(STAMP)
+	$(BIN)/issuance migrate
+
+## check: lint, format check, strict typing, architecture contracts
+check: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy --strict src
+	$(BIN)/lint-imports
+
+## test: every check, then every test (PostgreSQL ones when a server answers)
+test: check
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+## fmt: apply the formatter and the safe lint fixes
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+clean:
+	rm -rf $(VENV) var/*.db var/*.db-* .pytest_cache .mypy_cache .ruff_cache

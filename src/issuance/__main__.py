@@ -1,0 +1,3 @@
+from issuance.cli.main import app
+
+app()

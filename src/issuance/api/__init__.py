@@ -1,0 +1,1 @@
+"""HTTP adapter (FastAPI): D1's inbound API, our extensions, errors mapped in one place."""

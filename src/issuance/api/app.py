@@ -1,0 +1,63 @@
+"""`create_app(settings)`: the FastAPI application, built by the entry point, never at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from issuance import __version__
+from issuance.api.errors import install_error_handlers
+from issuance.api.middleware import RequestContext
+from issuance.api.routes import oauth, production, status
+from issuance.api.routes.meta import router as meta_router
+from issuance.contract.orders import CardsOrderRequest
+from issuance.platform import Platform
+from issuance.settings import Settings
+
+DESCRIPTION = """
+Central card issuance speaking the Thales D1 physical-card API: obtain a token, order a card
+(or a batch), follow its production on demand. Field names, paths and enums are D1's; our
+extensions (`dryRun`, `sequence`, per-card batch results, JWKS) are additive.
+
+Errors carry `errorCode` (machine-readable) and `error` (a message naming the field), plus
+`field` and, when there are several, `problems`.
+"""
+
+
+def create_app(settings: Settings, *, platform: Platform | None = None) -> FastAPI:
+    """The application; `platform` may be injected (tests), else it is built from `settings`."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if platform is None:
+            app.state.platform.close()
+
+    app = FastAPI(title="issuance", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.platform = platform or Platform.build(settings)
+    install_error_handlers(app)
+    for router in (oauth.router, production.router, status.router, meta_router):
+        app.include_router(router)
+    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus the batch body's schema (parsed per card, so not inferred)."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        batch = CardsOrderRequest.model_json_schema(
+            by_alias=True, ref_template="#/components/schemas/{model}"
+        )
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas.update(batch.pop("$defs", {}))
+        schemas["CardsOrderRequest"] = batch
+        app.openapi_schema = document
+    return app.openapi_schema

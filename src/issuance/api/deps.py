@@ -1,0 +1,62 @@
+"""Dependencies as named types: the platform, the clock, the calling issuer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from issuance.contract.common import CARD_ID_PATTERN, ISSUER_ID_PATTERN
+from issuance.domain.errors import Forbidden, Unauthenticated
+from issuance.platform import Platform
+from issuance.security.tokens import Principal, verify_token
+
+
+def get_platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+IssuerIdPath = Annotated[
+    str,
+    Path(
+        alias="issuerId",
+        pattern=ISSUER_ID_PATTERN,
+        description="The id of the issuer (10 characters)",
+    ),
+]
+CardIdPath = Annotated[
+    str, Path(alias="cardId", pattern=CARD_ID_PATTERN, description="Unique identifier of the card")
+]
+
+_bearer = HTTPBearer(
+    auto_error=False, bearerFormat="JWT", description="Access token from /authz/v1/oauth2/token"
+)
+
+
+def current_issuer(
+    issuer_id: IssuerIdPath,
+    platform: PlatformDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller, who must hold a valid token bound to the issuer named in the path."""
+    if credentials is None:
+        raise Unauthenticated(
+            "a bearer access token is required", field="Authorization", code="UNAUTHORIZED"
+        )
+    settings = platform.settings
+    principal = verify_token(
+        credentials.credentials, key=platform.keys.token_key, issuer=settings.token_issuer
+    )
+    if principal.issuer_id != issuer_id:
+        raise Forbidden(
+            f"this token is not valid for issuer {issuer_id}",
+            field="issuerId",
+            code="ISSUER_MISMATCH",
+        )
+    return principal
+
+
+CurrentIssuer = Annotated[Principal, Depends(current_issuer)]

@@ -1,0 +1,120 @@
+"""The only place where errors become HTTP responses.
+
+Every 4xx body has D1's fields, `errorCode` (machine-readable) and `error` (a message that names the
+field), plus our additive `field` and, when there are several, `problems`. Request-schema errors
+go through the same shape. Unexpected exceptions stay 500 and are logged, never relabelled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from issuance.domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    IdempotencyMismatch,
+    InvalidRequest,
+    NotFound,
+    Problem,
+    Unauthenticated,
+)
+
+log = structlog.get_logger("issuance.api")
+
+STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
+    (InvalidRequest, 400),
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (IdempotencyMismatch, 422),
+]
+
+_CODE_BY_PYDANTIC_TYPE = {
+    "missing": "FIELD_MISSING",
+    "extra_forbidden": "FIELD_UNKNOWN",
+    "json_invalid": "INVALID_JSON",
+    "enum": "FIELD_INVALID_VALUE",
+    "literal_error": "FIELD_INVALID_VALUE",
+    "too_long": "FIELD_TOO_MANY_ITEMS",
+    "too_short": "FIELD_TOO_FEW_ITEMS",
+}
+
+
+def http_status(error: DomainError) -> int:
+    return next((status for kind, status in STATUS_BY_ERROR if isinstance(error, kind)), 500)
+
+
+def error_body(problems: tuple[Problem, ...] | list[Problem]) -> dict[str, Any]:
+    first = problems[0]
+    message = f"{first.field}: {first.message}" if first.field else first.message
+    body: dict[str, Any] = {"errorCode": first.code, "error": message}
+    if first.field:
+        body["field"] = first.field
+    if len(problems) > 1:
+        body["problems"] = [
+            {"errorCode": p.code, "field": p.field, "error": p.message} for p in problems
+        ]
+    return body
+
+
+def field_path(location: tuple[int | str, ...]) -> str:
+    """`("body", "cards", 3, "services", "issuance")` → `cards[3].services.issuance`."""
+    path = ""
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def schema_problems(errors: list[dict[str, Any]]) -> list[Problem]:
+    """Pydantic errors as problems, without ever quoting the input value."""
+    problems = []
+    for error in errors:
+        location = tuple(error.get("loc", ()))
+        if location and location[0] in {"body", "path", "query", "header"}:
+            location = location[1:]
+        if error.get("type") == "json_invalid":
+            problems.append(Problem("INVALID_JSON", None, "the body is not valid JSON"))
+            continue
+        code = _CODE_BY_PYDANTIC_TYPE.get(str(error.get("type")), "FIELD_INVALID_FORMAT")
+        field = field_path(location) or None
+        problems.append(
+            Problem(
+                code, field, str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+            )
+        )
+    return problems or [Problem("INVALID_REQUEST", None, "the request is not valid")]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_request: Request, error: DomainError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthenticated) else None
+        return JSONResponse(
+            error_body(error.all_problems), status_code=http_status(error), headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _schema(_request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse(error_body(schema_problems(list(error.errors()))), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        codes = {
+            404: "NOT_FOUND",
+            405: "METHOD_NOT_ALLOWED",
+            413: "PAYLOAD_TOO_LARGE",
+            415: "UNSUPPORTED_MEDIA_TYPE",
+        }
+        body = {"errorCode": codes.get(error.status_code, "HTTP_ERROR"), "error": str(error.detail)}
+        return JSONResponse(body, status_code=error.status_code, headers=error.headers)

@@ -1,0 +1,37 @@
+"""On-demand status: every PRODUCE operation of a card, as notifications carry them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from issuance.api.deps import CardIdPath, CurrentIssuer, PlatformDep
+from issuance.api.routes.production import ERRORS
+from issuance.contract.operations import Operations
+from issuance.services import ordering
+
+router = APIRouter(prefix="/banking/v1/issuers/{issuerId}", tags=["Physical card order"])
+
+
+@router.get(
+    "/physicalCards/{cardId}/productionStatus",
+    summary="Get card order status",
+    response_model=Operations,
+    response_model_exclude_none=True,
+    responses={k: v for k, v in ERRORS.items() if k in (400, 401, 403)}
+    | {404: {"description": "No order for this card"}},
+)
+def production_status(
+    issuer: CurrentIssuer, card_id: CardIdPath, platform: PlatformDep
+) -> dict[str, Any]:
+    """The card's operations, oldest first; each carries the latest per-card `sequence`."""
+    return {"operations": ordering.production_status(issuer.issuer_id, card_id, uow=platform.uow())}
+
+
+@router.get("/physicalcards/{cardId}/productionstatus", include_in_schema=False)
+def production_status_lowercase(
+    issuer: CurrentIssuer, card_id: CardIdPath, platform: PlatformDep
+) -> dict[str, Any]:
+    """The spelling of one D1 guide's curl example, answered the same way."""
+    return production_status(issuer, card_id, platform)

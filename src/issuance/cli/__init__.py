@@ -1,0 +1,1 @@
+"""Command line: `issuance serve`, `migrate`, `config load/show`."""

@@ -1,0 +1,142 @@
+"""`issuance`: run the platform and administer it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+
+from issuance.cli.config_file import SANDBOX_CONFIG, format_errors, read_config
+from issuance.settings import Settings
+
+app = typer.Typer(
+    help="Central card issuance speaking the Thales D1 API.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Load and show the program configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+err = Console(stderr=True)
+
+
+def _settings(sandbox: bool = False) -> Settings:
+    return Settings(sandbox=True) if sandbox else Settings()
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the database (ISSUANCE_DATABASE_URL) to the latest schema."""
+    from issuance.db.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    err.print(
+        f"[green]database at the latest schema[/green] ({settings.database_url.split('@')[-1]})"
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    sandbox: Annotated[
+        bool,
+        typer.Option(help="Generate missing keys, migrate and load the sandbox configuration."),
+    ] = False,
+    workers: Annotated[int, typer.Option(help="API processes (PostgreSQL for more than one).")] = 1,
+) -> None:
+    """Serve the D1 API over HTTP."""
+    import uvicorn
+
+    from issuance.logging import configure_logging
+
+    settings = _settings(sandbox)
+    configure_logging(json_output=settings.log_json)
+    if settings.sandbox:
+        _prepare_sandbox(settings)
+    err.print(f"[bold]issuance[/bold] on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    uvicorn.run(
+        "issuance.cli.asgi:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        env_file=None,
+    )
+
+
+def _prepare_sandbox(settings: Settings) -> None:
+    import os
+
+    from issuance.db.migrate import upgrade
+    from issuance.platform import Platform
+    from issuance.services.configuration import load_config
+
+    os.environ["ISSUANCE_SANDBOX"] = "true"  # the server processes read the same settings
+    upgrade(settings.database_url)
+    platform = Platform.build(settings)
+    try:
+        load_config(read_config(SANDBOX_CONFIG), uow=platform.uow())
+    finally:
+        platform.close()
+
+
+@config_app.command("load")
+def config_load(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="YAML configuration (see docs/configuration.md).", exists=True, dir_okay=False
+        ),
+    ],
+    check: Annotated[bool, typer.Option("--check", help="Validate only; change nothing.")] = False,
+) -> None:
+    """Validate FILE and load it: issuers, clients, programs, centres."""
+    from issuance.platform import Platform
+    from issuance.services.configuration import load_config
+
+    try:
+        config = read_config(file)
+    except (ValidationError, yaml.YAMLError, ValueError) as error:
+        err.print(f"[red]{file} is not a valid configuration:[/red]")
+        for line in format_errors(error):
+            err.print(f"  {line}")
+        raise typer.Exit(code=2) from None
+    if check:
+        err.print(f"[green]{file} is valid[/green]: {len(config.issuers)} issuer(s)")
+        return
+    platform = Platform.build(_settings())
+    try:
+        load_config(config, uow=platform.uow())
+    finally:
+        platform.close()
+    err.print(
+        f"[green]loaded[/green] {len(config.issuers)} issuer(s), {len(config.personalization_centres)} centre(s)"
+    )
+
+
+@config_app.command("show")
+def config_show(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of YAML.")] = False,
+) -> None:
+    """Print the configuration currently loaded (client secrets are never shown)."""
+    from issuance.platform import Platform
+    from issuance.services.configuration import current_config
+
+    platform = Platform.build(_settings())
+    try:
+        document = current_config(uow=platform.uow())
+    finally:
+        platform.close()
+    if document is None:
+        err.print("[yellow]no configuration loaded yet[/yellow] (issuance config load FILE)")
+        raise typer.Exit(code=1)
+    typer.echo(
+        json.dumps(document, indent=2) if as_json else yaml.safe_dump(document, sort_keys=False)
+    )

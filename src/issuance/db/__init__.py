@@ -1,0 +1,1 @@
+"""Persistence adapter: SQLAlchemy rows, repositories, the outbox and Alembic migrations."""

@@ -1,0 +1,139 @@
+"""Storage rows. These are not the domain objects and not the D1 wire shapes (see STYLE.md, 6)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BIGINT on PostgreSQL, INTEGER on SQLite (where only INTEGER PRIMARY KEY autoincrements).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class IssuerRow(Base):
+    """An issuer and its validated configuration document (camelCase JSON, as loaded)."""
+
+    __tablename__ = "issuers"
+
+    issuer_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    config: Mapped[dict[str, Any]]
+    config_version: Mapped[int] = mapped_column(Integer)
+    loaded_at: Mapped[datetime]
+
+
+class PersonalizationCentreRow(Base):
+    __tablename__ = "personalization_centres"
+
+    centre_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    config: Mapped[dict[str, Any]]
+
+
+class ApiClientRow(Base):
+    """Credentials of an issuer backend; the secret is kept only as a hash."""
+
+    __tablename__ = "api_clients"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.issuer_id"), index=True)
+    secret_hash: Mapped[str | None] = mapped_column(String(100))
+    public_keys: Mapped[dict[str, Any]]
+
+
+class CardRow(Base):
+    """One card of one issuer; holds the per-card event sequence counter."""
+
+    __tablename__ = "cards"
+
+    issuer_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    card_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    last_sequence: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class OrderRow(Base):
+    """A PRODUCE operation: one production order of one card.
+
+    `active_card_id` equals `card_id` while the operation is PENDING and is NULL afterwards; its
+    unique constraint makes "one order in progress per card" hold on both databases under
+    concurrency (NULLs never collide). `request_fingerprint` is a keyed hash of the request with
+    its decrypted content, so an idempotent retry can be recognised even though the JWE of a
+    retry differs byte for byte.
+    """
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("issuer_id", "issuer_request_id"),
+        UniqueConstraint("issuer_id", "active_card_id"),
+        Index("ix_orders_issuer_card", "issuer_id", "card_id"),
+    )
+
+    operation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.issuer_id"))
+    card_id: Mapped[str] = mapped_column(String(48))
+    active_card_id: Mapped[str | None] = mapped_column(String(48))
+    issuer_request_id: Mapped[str | None] = mapped_column(String(64))
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    consumer_id: Mapped[str | None] = mapped_column(String(64))
+    card_product_id: Mapped[str | None] = mapped_column(String(64))
+    input_file_name: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32))
+    production_status: Mapped[str] = mapped_column(String(32), index=True)
+    start_time: Mapped[datetime]
+    end_time: Mapped[datetime | None]
+    due_date: Mapped[datetime | None]
+    production_site: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(String(255))
+    reason: Mapped[str | None] = mapped_column(String(255))
+    request: Mapped[dict[str, Any]]  # the order without its encrypted part
+    sensitive_data: Mapped[bytes | None] = mapped_column(LargeBinary)  # AES-GCM sealed
+    sensitive_key_id: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime]
+
+
+class EventRow(Base):
+    """The event journal (transactional outbox): one row per change of an order.
+
+    `payload` is the full operation object after the change, so any single event lets a
+    receiver converge. `sequence` counts per card, from 1, without gaps.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("issuer_id", "card_id", "sequence"),)
+
+    event_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    issuer_id: Mapped[str] = mapped_column(String(10), index=True)
+    card_id: Mapped[str] = mapped_column(String(48))
+    operation_id: Mapped[str] = mapped_column(ForeignKey("orders.operation_id"), index=True)
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    occurred_at: Mapped[datetime]
+    recorded_at: Mapped[datetime]

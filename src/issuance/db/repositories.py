@@ -1,0 +1,225 @@
+"""Row ↔ domain translation: one repository per aggregate, all on one session."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from issuance.db.models import (
+    ApiClientRow,
+    EventRow,
+    IssuerRow,
+    OrderRow,
+    PersonalizationCentreRow,
+)
+from issuance.domain.configuration import PlatformConfig
+from issuance.domain.orders import Order
+from issuance.domain.programs import IssuerConfig, PersonalizationCentre
+from issuance.domain.statuses import ProductionStatus
+from issuance.security.tokens import hash_secret
+from issuance.services.unit_of_work import ClientRecord
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every time we store is UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def order_from_row(row: OrderRow) -> Order:
+    return Order(
+        operation_id=row.operation_id,
+        issuer_id=row.issuer_id,
+        card_id=row.card_id,
+        start_time=_aware(row.start_time) or row.start_time,
+        production_status=ProductionStatus(row.production_status),
+        issuer_request_id=row.issuer_request_id,
+        consumer_id=row.consumer_id,
+        card_product_id=row.card_product_id,
+        input_file_name=row.input_file_name,
+        end_time=_aware(row.end_time),
+        due_date=_aware(row.due_date),
+        production_site=row.production_site,
+        error_code=row.error_code,
+        error=row.error,
+        reason=row.reason,
+    )
+
+
+def copy_state(order: Order, row: OrderRow, now: datetime) -> None:
+    """Write the order's mutable state onto its row."""
+    row.production_status = order.production_status.value
+    row.status = order.status.value
+    row.active_card_id = order.card_id if order.end_time is None else None
+    row.end_time = order.end_time
+    row.due_date = order.due_date
+    row.production_site = order.production_site
+    row.error_code = order.error_code
+    row.error = order.error
+    row.reason = order.reason
+    row.updated_at = now
+
+
+class SqlOrderRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.seen: dict[str, tuple[Order, OrderRow]] = {}
+
+    def _track(self, row: OrderRow) -> Order:
+        known = self.seen.get(row.operation_id)
+        if known is not None:
+            return known[0]
+        order = order_from_row(row)
+        self.seen[row.operation_id] = (order, row)
+        return order
+
+    def add(
+        self,
+        order: Order,
+        *,
+        request: dict[str, Any],
+        fingerprint: str,
+        sealed: tuple[str, bytes] | None,
+    ) -> None:
+        row = OrderRow(
+            operation_id=order.operation_id,
+            issuer_id=order.issuer_id,
+            card_id=order.card_id,
+            issuer_request_id=order.issuer_request_id,
+            request_fingerprint=fingerprint,
+            consumer_id=order.consumer_id,
+            card_product_id=order.card_product_id,
+            input_file_name=order.input_file_name,
+            start_time=order.start_time,
+            request=request,
+            sensitive_key_id=sealed[0] if sealed else None,
+            sensitive_data=sealed[1] if sealed else None,
+        )
+        copy_state(order, row, order.start_time)
+        self.session.add(row)
+        self.seen[order.operation_id] = (order, row)
+
+    def by_issuer_request_id(
+        self, issuer_id: str, issuer_request_id: str
+    ) -> tuple[Order, str] | None:
+        row = self.session.scalar(
+            select(OrderRow).where(
+                OrderRow.issuer_id == issuer_id, OrderRow.issuer_request_id == issuer_request_id
+            )
+        )
+        return None if row is None else (self._track(row), row.request_fingerprint)
+
+    def active_for_card(self, issuer_id: str, card_id: str) -> Order | None:
+        row = self.session.scalar(
+            select(OrderRow).where(
+                OrderRow.issuer_id == issuer_id, OrderRow.active_card_id == card_id
+            )
+        )
+        return None if row is None else self._track(row)
+
+    def for_card(self, issuer_id: str, card_id: str) -> list[tuple[Order, int]]:
+        latest = (
+            select(EventRow.operation_id, func.max(EventRow.sequence).label("sequence"))
+            .where(EventRow.issuer_id == issuer_id, EventRow.card_id == card_id)
+            .group_by(EventRow.operation_id)
+            .subquery()
+        )
+        rows = self.session.execute(
+            select(OrderRow, latest.c.sequence)
+            .join(latest, latest.c.operation_id == OrderRow.operation_id)
+            .where(OrderRow.issuer_id == issuer_id, OrderRow.card_id == card_id)
+            .order_by(OrderRow.start_time, latest.c.sequence)
+        ).all()
+        return [(self._track(row), sequence) for row, sequence in rows]
+
+
+def _client(row: ApiClientRow) -> ClientRecord:
+    return ClientRecord(
+        row.client_id, row.issuer_id, row.secret_hash, list(row.public_keys.get("keys", []))
+    )
+
+
+class SqlConfigRepository:
+    """Issuer configuration, validated once per version and cached by the process."""
+
+    _cache: dict[tuple[str, int], IssuerConfig] = {}
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def issuer(self, issuer_id: str) -> IssuerConfig | None:
+        version = self.session.scalar(
+            select(IssuerRow.config_version).where(IssuerRow.issuer_id == issuer_id)
+        )
+        if version is None:
+            return None
+        key = (issuer_id, version)
+        if key not in self._cache:
+            document = self.session.scalar(
+                select(IssuerRow.config).where(IssuerRow.issuer_id == issuer_id)
+            )
+            self._cache[key] = IssuerConfig.model_validate(document)
+        return self._cache[key]
+
+    def client(self, client_id: str) -> ClientRecord | None:
+        row = self.session.get(ApiClientRow, client_id)
+        return None if row is None else _client(row)
+
+    def clients_of_key(self, kid: str) -> list[ClientRecord]:
+        clients = [_client(row) for row in self.session.scalars(select(ApiClientRow))]
+        return [c for c in clients if any(k.get("kid") == kid for k in c.public_keys)]
+
+    def centre(self, centre_id: str) -> PersonalizationCentre | None:
+        row = self.session.get(PersonalizationCentreRow, centre_id)
+        return None if row is None else PersonalizationCentre.model_validate(row.config)
+
+    def current(self) -> PlatformConfig | None:
+        centres = self.session.scalars(
+            select(PersonalizationCentreRow).order_by(PersonalizationCentreRow.centre_id)
+        ).all()
+        issuers = self.session.scalars(select(IssuerRow).order_by(IssuerRow.issuer_id)).all()
+        if not issuers:
+            return None
+        return PlatformConfig.model_validate(
+            {
+                "personalizationCentres": [c.config for c in centres],
+                "issuers": [i.config for i in issuers],
+            }
+        )
+
+    def replace(self, config: PlatformConfig) -> None:
+        """Upsert every centre, issuer and client of `config` (nothing is deleted: orders refer to them)."""
+        now = datetime.now(UTC)
+        for centre in config.personalization_centres:
+            self.session.merge(
+                PersonalizationCentreRow(
+                    centre_id=centre.centre_id, config=centre.model_dump(mode="json", by_alias=True)
+                )
+            )
+        for issuer in config.issuers:
+            row = self.session.get(IssuerRow, issuer.issuer_id)
+            document = issuer.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for client in document["clients"]:  # keep only the hash of a clear (sandbox) secret
+                if "secret" in client:
+                    client["secretHash"] = hash_secret(client.pop("secret"))
+            if row is None:
+                row = IssuerRow(issuer_id=issuer.issuer_id, config_version=0)
+                self.session.add(row)
+            if row.config != document:
+                row.config_version += 1
+            row.name, row.config, row.loaded_at = issuer.name, document, now
+            self.session.flush()
+            for client in issuer.clients:
+                secret_hash = hash_secret(client.secret) if client.secret else client.secret_hash
+                self.session.merge(
+                    ApiClientRow(
+                        client_id=client.client_id,
+                        issuer_id=issuer.issuer_id,
+                        secret_hash=secret_hash,
+                        public_keys={"keys": list(client.public_keys)},
+                    )
+                )

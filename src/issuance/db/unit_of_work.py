@@ -1,0 +1,99 @@
+"""The SQL unit of work: orders and their journal events committed together."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Engine, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from issuance.db.models import CardRow, EventRow
+from issuance.db.repositories import SqlConfigRepository, SqlOrderRepository, copy_state
+from issuance.domain.events import event_type
+from issuance.domain.orders import Order
+from issuance.services.unit_of_work import Collision
+
+
+class SqlUnitOfWork:
+    def __init__(self, session_factory: Callable[[], Session]) -> None:
+        self._session_factory = session_factory
+
+    def __enter__(self) -> Self:
+        self.session = self._session_factory()
+        self.orders = SqlOrderRepository(self.session)
+        self.config = SqlConfigRepository(self.session)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.session.rollback()
+        self.session.close()
+
+    def commit(self) -> None:
+        now = datetime.now(UTC)
+        try:
+            for order, row in list(self.orders.seen.values()):
+                if order.events:
+                    copy_state(order, row, now)
+            self.session.flush()  # order rows first: events refer to them
+            for order, _row in list(self.orders.seen.values()):
+                self._journal(order, now)
+            self.session.commit()
+        except IntegrityError as error:
+            self.session.rollback()
+            raise Collision(str(error.orig)) from None
+        finally:
+            self.orders.seen.clear()
+
+    def rollback(self) -> None:
+        self.session.rollback()
+        self.orders.seen.clear()
+
+    def _journal(self, order: Order, now: datetime) -> None:
+        for event in order.events:
+            sequence = self._next_sequence(order.issuer_id, order.card_id)
+            operation = {**event.operation, "sequence": sequence}
+            self.session.add(
+                EventRow(
+                    issuer_id=order.issuer_id,
+                    card_id=order.card_id,
+                    operation_id=order.operation_id,
+                    sequence=sequence,
+                    event_type=event_type(event),
+                    payload=operation,
+                    occurred_at=event.occurred_at,
+                    recorded_at=now,
+                )
+            )
+        order.events.clear()
+
+    def _next_sequence(self, issuer_id: str, card_id: str) -> int:
+        """Increment the card's counter under its row lock: gap-free, one writer at a time."""
+        dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
+        self.session.execute(
+            dialect.insert(CardRow)
+            .values(issuer_id=issuer_id, card_id=card_id, last_sequence=0)
+            .on_conflict_do_nothing()
+        )
+        return int(
+            self.session.execute(
+                update(CardRow)
+                .where(CardRow.issuer_id == issuer_id, CardRow.card_id == card_id)
+                .values(last_sequence=CardRow.last_sequence + 1)
+                .returning(CardRow.last_sequence)
+            ).scalar_one()
+        )
+
+
+def unit_of_work_factory(engine: Engine) -> Callable[[], SqlUnitOfWork]:
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    return lambda: SqlUnitOfWork(sessions)

@@ -1,0 +1,57 @@
+"""The D1 operation object: what notifications and the on-demand API say about an order.
+
+Notifications and `productionStatus` carry the same object. Times are ISO 8601 UTC with
+milliseconds and a `Z`, as in D1's examples (`2025-01-17T06:28:02.492Z`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from issuance.domain.orders import Order
+
+OPERATION_PRODUCE = "PRODUCE"
+
+
+def iso_utc(moment: datetime) -> str:
+    """`2025-01-17T06:28:02.492Z`: UTC, milliseconds, `Z` suffix."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def operation_object(order: Order, *, sequence: int | None = None) -> dict[str, Any]:
+    """The operation in D1's shape; absent optional fields are left out, never null.
+
+    `sequence` is our extension (the per-card event counter): additive, so a D1 receiver that
+    does not know it ignores it.
+    """
+    details: dict[str, Any] = {"status": order.production_status.value}
+    optional_details = {
+        "reason": order.reason,
+        "dueDate": iso_utc(order.due_date) if order.due_date else None,
+        "productionSite": order.production_site,
+        "inputFileName": order.input_file_name,
+        "issuerRequestId": order.issuer_request_id,
+    }
+    details.update({k: v for k, v in optional_details.items() if v is not None})
+    operation: dict[str, Any] = {
+        "operationId": order.operation_id,
+        "operation": OPERATION_PRODUCE,
+        "status": order.status.value,
+        "startTime": iso_utc(order.start_time),
+        "cardId": order.card_id,
+        "details": details,
+    }
+    optional = {
+        "endTime": iso_utc(order.end_time) if order.end_time else None,
+        "errorCode": order.error_code,
+        "error": order.error,
+        "inputFileName": order.input_file_name,
+        "issuerRequestId": order.issuer_request_id,
+        "sequence": sequence,
+    }
+    operation.update({k: v for k, v in optional.items() if v is not None})
+    return operation

@@ -1,0 +1,43 @@
+"""The composition root: what one process builds once from its settings and passes down."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+
+from issuance.db.engine import make_engine
+from issuance.db.unit_of_work import SqlUnitOfWork, unit_of_work_factory
+from issuance.security.keys import KeyRing, load_key_ring
+from issuance.settings import Settings
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_operation_id() -> str:
+    """A UUID: unique across processes and databases, inside D1's `[A-Za-z0-9_-]{1,64}`."""
+    return str(uuid.uuid4())
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    engine: Engine
+    keys: KeyRing
+    uow: Callable[[], SqlUnitOfWork]
+    clock: Callable[[], datetime] = field(default=utc_now)
+    new_id: Callable[[], str] = field(default=new_operation_id)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Platform:
+        engine = make_engine(settings.database_url)
+        keys = load_key_ring(settings.keys_dir, generate=settings.sandbox)
+        return cls(settings=settings, engine=engine, keys=keys, uow=unit_of_work_factory(engine))
+
+    def close(self) -> None:
+        self.engine.dispose()

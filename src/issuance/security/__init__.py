@@ -1,0 +1,1 @@
+"""Key material, field encryption (JWE), sealing at rest, access tokens and log redaction."""

@@ -1,0 +1,123 @@
+"""Access tokens: short-lived JWTs bound to one issuer and one API client.
+
+Two grants obtain one, both at D1's path `/authz/v1/oauth2/token`:
+
+* D1's JWT-bearer grant (RFC 7523): the issuer signs an ES256 assertion with `kid` in its header,
+  `iss` and `sub` its issuerId and `exp` at most 15 minutes ahead; we check it against the public
+  keys configured for the issuer's clients.
+* client credentials (RFC 6749 §4.4) with a client id and secret: not D1's, offered so a sandbox
+  can be tried with curl.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet, OctKey
+
+from issuance.domain.errors import Unauthenticated
+
+TOKEN_ALGORITHM = "HS256"
+ASSERTION_ALGORITHM = "ES256"
+MAX_ASSERTION_LIFETIME = 15 * 60  # seconds, as D1 requires
+SCOPE = "d1-api:physical-card:order d1-api:physical-card:read"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the API client and the one issuer its token is bound to."""
+
+    issuer_id: str
+    client_id: str
+
+
+def hash_secret(secret: str) -> str:
+    """`sha256:<hex>`, the form client secrets are stored and configured in."""
+    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()
+
+
+def secret_matches(secret: str, stored_hash: str | None) -> bool:
+    return stored_hash is not None and hmac.compare_digest(hash_secret(secret), stored_hash)
+
+
+def issue_token(
+    principal: Principal, *, key: OctKey, issuer: str, ttl: int, now: float | None = None
+) -> str:
+    moment = int(now if now is not None else time.time())
+    claims = {
+        "iss": issuer,
+        "sub": principal.client_id,
+        "issuerId": principal.issuer_id,
+        "scope": SCOPE,
+        "iat": moment,
+        "exp": moment + ttl,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(
+        {"alg": TOKEN_ALGORITHM, "kid": key.kid}, claims, key, algorithms=[TOKEN_ALGORITHM]
+    )
+
+
+def verify_token(token: str, *, key: OctKey, issuer: str, now: float | None = None) -> Principal:
+    """The principal of a valid token; anything else is `Unauthenticated` (401)."""
+    try:
+        claims = jwt.decode(token, key, algorithms=[TOKEN_ALGORITHM]).claims
+    except (JoseError, ValueError):
+        raise Unauthenticated("the access token is not valid", field="Authorization") from None
+    moment = now if now is not None else time.time()
+    if (
+        claims.get("iss") != issuer
+        or not isinstance(claims.get("exp"), int)
+        or claims["exp"] <= moment
+    ):
+        raise Unauthenticated(
+            "the access token is expired or not ours", field="Authorization", code="TOKEN_EXPIRED"
+        )
+    issuer_id, client_id = claims.get("issuerId"), claims.get("sub")
+    if not isinstance(issuer_id, str) or not isinstance(client_id, str):
+        raise Unauthenticated("the access token is not valid", field="Authorization")
+    return Principal(issuer_id=issuer_id, client_id=client_id)
+
+
+def assertion_header(assertion: str) -> dict[str, Any]:
+    """The unverified JOSE header of an assertion, to find its `kid`."""
+    try:
+        return jwt.extract(assertion).protected  # type: ignore[attr-defined,no-any-return]
+    except (JoseError, ValueError, AttributeError):
+        raise Unauthenticated(
+            "assertion is not a JWT", field="assertion", code="INVALID_GRANT"
+        ) from None
+
+
+def verify_assertion(
+    assertion: str, public_keys: list[dict[str, Any]], *, now: float | None = None
+) -> str:
+    """Check a D1 JWT-bearer assertion against the issuer's keys; return its issuerId."""
+    keys = KeySet([ECKey.import_key(k) for k in public_keys])
+    try:
+        token = jwt.decode(assertion, keys, algorithms=[ASSERTION_ALGORITHM])
+    except (JoseError, ValueError):
+        raise Unauthenticated(
+            "assertion signature is not valid", field="assertion", code="INVALID_GRANT"
+        ) from None
+    claims = token.claims
+    moment = now if now is not None else time.time()
+    exp = claims.get("exp")
+    if not isinstance(exp, int) or exp <= moment or exp > moment + MAX_ASSERTION_LIFETIME + 60:
+        raise Unauthenticated(
+            "assertion exp must be in the next 15 minutes", field="assertion", code="INVALID_GRANT"
+        )
+    if not isinstance(claims.get("iss"), str) or claims.get("iss") != claims.get("sub"):
+        raise Unauthenticated(
+            "assertion iss and sub must both be the issuerId",
+            field="assertion",
+            code="INVALID_GRANT",
+        )
+    return str(claims["iss"])

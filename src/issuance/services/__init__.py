@@ -1,0 +1,1 @@
+"""Use cases: functions that take their collaborators (unit of work, clock, ids) explicitly."""

@@ -1,0 +1,159 @@
+"""Placing production orders (idempotently), dry runs, and on-demand status."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from issuance.domain.errors import Conflict, IdempotencyMismatch, InvalidRequest, NotFound, Problem
+from issuance.domain.orders import Order
+from issuance.domain.programs import IssuerConfig
+from issuance.domain.validation import OrderSpec, validate_order
+from issuance.services.unit_of_work import Collision, UnitOfWork
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    """One card order, already decrypted, checked against the schema and sealed.
+
+    `fingerprint` identifies the request's content (decrypted data included) so that a retry with
+    the same `issuerRequestId` can be told apart from a different order reusing the key.
+    """
+
+    issuer_id: str
+    card_id: str
+    issuer_request_id: str | None
+    consumer_id: str | None
+    spec: OrderSpec
+    request: dict[str, Any]
+    fingerprint: str
+    sealed: tuple[str, bytes] | None
+    input_file_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    operation_id: str
+    replayed: bool
+
+
+def check_order(cmd: PlaceOrder, issuer: IssuerConfig) -> list[Problem]:
+    """Every configuration problem of the order (the dry run's answer)."""
+    return validate_order(cmd.spec, issuer)
+
+
+def place_order(
+    cmd: PlaceOrder, *, uow: UnitOfWork, clock: Clock, new_id: Callable[[], str]
+) -> Placement:
+    """Accept an order at `CARD_PROD_REQUESTED`, or replay the one placed with the same key.
+
+    A retry with the same `issuerRequestId` and content gets the original operation back; the
+    same key with other content is refused; a second order for a card that already has one in
+    progress is refused. When two identical requests race, the database's unique constraints
+    pick the winner and the loser is answered as a replay.
+    """
+    with uow:
+        replay = _replay(cmd, uow)
+        if replay is not None:
+            return replay
+        issuer = _issuer(cmd.issuer_id, uow)
+        problems = check_order(cmd, issuer)
+        if problems:
+            raise InvalidRequest.from_problems(problems)
+        _refuse_if_in_progress(cmd, uow)
+        product = issuer.card_product(cmd.spec.card_product_id)
+        assert product is not None  # validation guarantees it
+        program = issuer.program(product.program_id)
+        order = Order.accept(
+            operation_id=new_id(),
+            issuer_id=cmd.issuer_id,
+            card_id=cmd.card_id,
+            at=clock(),
+            issuer_request_id=cmd.issuer_request_id,
+            consumer_id=cmd.consumer_id,
+            card_product_id=product.card_product_id,
+            input_file_name=cmd.input_file_name,
+            production_site=program.personalization_centre_id,
+        )
+        uow.orders.add(order, request=cmd.request, fingerprint=cmd.fingerprint, sealed=cmd.sealed)
+        try:
+            uow.commit()
+        except Collision:
+            uow.rollback()
+            return _after_collision(cmd, uow)
+        return Placement(order.operation_id, replayed=False)
+
+
+def _issuer(issuer_id: str, uow: UnitOfWork) -> IssuerConfig:
+    issuer = uow.config.issuer(issuer_id)
+    if issuer is None:
+        raise NotFound(
+            f"issuer {issuer_id} is not configured", field="issuerId", code="ISSUER_UNKNOWN"
+        )
+    return issuer
+
+
+def _replay(cmd: PlaceOrder, uow: UnitOfWork) -> Placement | None:
+    if cmd.issuer_request_id is None:
+        return None
+    found = uow.orders.by_issuer_request_id(cmd.issuer_id, cmd.issuer_request_id)
+    if found is None:
+        return None
+    order, fingerprint = found
+    if fingerprint != cmd.fingerprint or order.card_id != cmd.card_id:
+        raise IdempotencyMismatch(
+            f"issuerRequestId {cmd.issuer_request_id} was already used for a different order",
+            field="issuerRequestId",
+        )
+    return Placement(order.operation_id, replayed=True)
+
+
+def _refuse_if_in_progress(cmd: PlaceOrder, uow: UnitOfWork) -> None:
+    active = uow.orders.active_for_card(cmd.issuer_id, cmd.card_id)
+    if active is not None:
+        raise Conflict(
+            f"card {cmd.card_id} already has a production order in progress ({active.operation_id})",
+            field="cardId",
+            code="ORDER_IN_PROGRESS",
+        )
+
+
+def _after_collision(cmd: PlaceOrder, uow: UnitOfWork) -> Placement:
+    """A concurrent request won: answer as its replay, or say why this one cannot be placed."""
+    replay = _replay(cmd, uow)
+    if replay is not None:
+        return replay
+    _refuse_if_in_progress(cmd, uow)
+    raise Conflict(
+        "a concurrent request for this card is being processed; retry",
+        field="cardId",
+        code="CONCURRENT_REQUEST",
+    )
+
+
+def production_status(issuer_id: str, card_id: str, *, uow: UnitOfWork) -> list[dict[str, Any]]:
+    """Every PRODUCE operation of the card, oldest first, each with its latest sequence."""
+    with uow:
+        orders = uow.orders.for_card(issuer_id, card_id)
+    if not orders:
+        raise NotFound(
+            f"card {card_id} has no production order", field="cardId", code="CARD_NOT_FOUND"
+        )
+    return [order.operation(sequence=sequence) for order, sequence in orders]
+
+
+def dry_run(cmd: PlaceOrder, *, uow: UnitOfWork) -> list[Problem]:
+    """Every reason `place_order` would refuse `cmd`, without creating anything."""
+    with uow:
+        issuer = _issuer(cmd.issuer_id, uow)
+        problems = check_order(cmd, issuer)
+        for check in (_replay, _refuse_if_in_progress):
+            try:
+                check(cmd, uow)
+            except (IdempotencyMismatch, Conflict) as error:
+                problems.append(Problem(error.code, error.field, error.message))
+    return problems

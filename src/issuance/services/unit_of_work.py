@@ -1,0 +1,93 @@
+"""The ports the use cases need: a unit of work over orders and issuer configuration.
+
+`commit()` writes the changed orders and, in the same transaction, one journal event per recorded
+domain event, each with the next per-card sequence number. Nothing changes state without its
+event, because there is no other way to save an order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from issuance.domain.configuration import PlatformConfig
+from issuance.domain.orders import Order
+from issuance.domain.programs import IssuerConfig, PersonalizationCentre
+
+
+class Collision(Exception):
+    """A concurrent transaction committed the same idempotency key or card first."""
+
+
+class OrderRepository(Protocol):
+    def add(
+        self,
+        order: Order,
+        *,
+        request: dict[str, Any],
+        fingerprint: str,
+        sealed: tuple[str, bytes] | None,
+    ) -> None: ...
+
+    def by_issuer_request_id(
+        self, issuer_id: str, issuer_request_id: str
+    ) -> tuple[Order, str] | None:
+        """The order placed with this key, with its request fingerprint."""
+        ...
+
+    def active_for_card(self, issuer_id: str, card_id: str) -> Order | None: ...
+
+    def for_card(self, issuer_id: str, card_id: str) -> list[tuple[Order, int]]:
+        """Every order of the card, oldest first, each with its latest event sequence."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    """An API client as stored: its issuer, its secret hash, its public keys (JWKs)."""
+
+    client_id: str
+    issuer_id: str
+    secret_hash: str | None
+    public_keys: list[dict[str, Any]]
+
+
+class ConfigRepository(Protocol):
+    def issuer(self, issuer_id: str) -> IssuerConfig | None: ...
+
+    def client(self, client_id: str) -> ClientRecord | None: ...
+
+    def clients_of_key(self, kid: str) -> list[ClientRecord]:
+        """Clients with a public key of this `kid`."""
+        ...
+
+    def centre(self, centre_id: str) -> PersonalizationCentre | None: ...
+
+    def replace(self, config: PlatformConfig) -> None: ...
+
+    def current(self) -> PlatformConfig | None: ...
+
+
+class UnitOfWork(Protocol):
+    orders: OrderRepository
+    config: ConfigRepository
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None:
+        """Write everything, events included, atomically; raise `Collision` on a lost race."""
+        ...
+
+    def rollback(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...

@@ -1,0 +1,37 @@
+"""Settings: one typed class read from `ISSUANCE_*` variables, built once by each entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///var/issuance.db"
+DEFAULT_KEYS_DIR = Path("var/keys")
+
+
+class Settings(BaseSettings):
+    """Everything a process needs to know about its surroundings.
+
+    The defaults make `make run` work on a fresh machine: an SQLite file and generated keys under
+    `./var/`. Outside sandbox mode the keys must exist already; the platform never invents
+    production key material.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ISSUANCE_", frozen=True)
+
+    database_url: str = DEFAULT_DATABASE_URL
+    keys_dir: Path = DEFAULT_KEYS_DIR
+    sandbox: bool = False
+    token_ttl: int = Field(default=900, ge=60, le=86_400)  # seconds
+    token_issuer: str = "issuance"
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # 1000 cards fit easily
+    public_base_url: str = "http://127.0.0.1:8000"
+    log_json: bool = False
+
+    @model_validator(mode="after")
+    def _sqlite_parent_is_relative_to_cwd(self) -> Settings:
+        if self.database_url.startswith("sqlite:///") and ":memory:" in self.database_url:
+            raise ValueError("in-memory SQLite cannot be shared between connections; use a file")
+        return self
