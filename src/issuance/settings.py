@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     keys_dir: Path = DEFAULT_KEYS_DIR
     sandbox: bool = False
     token_ttl: int = Field(default=900, ge=60, le=86_400)  # seconds
-    token_issuer: str = "issuance"
+    token_issuer: str = "issuance"  # noqa: S105 (a name, not a secret)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # 1000 cards fit easily
     public_base_url: str = "http://127.0.0.1:8000"
     log_json: bool = False

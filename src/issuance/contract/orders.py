@@ -79,19 +79,19 @@ class Shipment(WireModel):
 
 class CardDesign(WireModel):
     card_image: Identifier | None = None
-    images: Annotated[list[Identifier], Field(max_length=10)] = []
-    custom_lines: Annotated[list[Text], Field(max_length=6)] = []
+    images: list[Identifier] = Field(default_factory=list, max_length=10)
+    custom_lines: list[Text] = Field(default_factory=list, max_length=6)
     member_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
 
 class CardCarrierConfig(WireModel):
     language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")] | None = None
-    images: Annotated[list[Identifier], Field(max_length=10)] = []
-    custom_lines: Annotated[list[Text], Field(max_length=10)] = []
+    images: list[Identifier] = Field(default_factory=list, max_length=10)
+    custom_lines: list[Text] = Field(default_factory=list, max_length=10)
 
 
 class PackagingConfig(WireModel):
-    inserts: Annotated[list[Identifier], Field(max_length=10)] = []
+    inserts: list[Identifier] = Field(default_factory=list, max_length=10)
 
 
 class PaymentApplication(WireModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -146,7 +146,7 @@ def _client(row: ApiClientRow) -> ClientRecord:
 class SqlConfigRepository:
     """Issuer configuration, validated once per version and cached by the process."""
 
-    _cache: dict[tuple[str, int], IssuerConfig] = {}
+    _cache: ClassVar[dict[tuple[str, int], IssuerConfig]] = {}
 
     def __init__(self, session: Session) -> None:
         self.session = session

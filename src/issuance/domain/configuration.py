@@ -13,10 +13,10 @@ from collections.abc import Iterable, Iterator
 from pydantic import Field, model_validator
 
 from issuance.domain.programs import (
+    ConfigModel,
     IssuerConfig,
     PersonalizationCentre,
     StockKind,
-    ConfigModel,
 )
 
 

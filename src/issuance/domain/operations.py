@@ -7,9 +7,7 @@ milliseconds and a `Z`, as in D1's examples (`2025-01-17T06:28:02.492Z`).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from issuance.domain.orders import Order

@@ -25,7 +25,7 @@ from typing import Any
 from joserfc.jwk import ECKey, KeySet, OctKey
 
 JWE_KEYS = "jwe-keys.json"
-TOKEN_KEY = "token-key.json"
+TOKEN_KEY = "token-key.json"  # noqa: S105 (a name, not a secret)
 DATA_KEYS = "data-keys.json"
 
 

@@ -24,7 +24,7 @@ from joserfc.jwk import ECKey, KeySet, OctKey
 
 from issuance.domain.errors import Unauthenticated
 
-TOKEN_ALGORITHM = "HS256"
+TOKEN_ALGORITHM = "HS256"  # noqa: S105 (a name, not a secret)
 ASSERTION_ALGORITHM = "ES256"
 MAX_ASSERTION_LIFETIME = 15 * 60  # seconds, as D1 requires
 SCOPE = "d1-api:physical-card:order d1-api:physical-card:read"

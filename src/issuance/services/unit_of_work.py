@@ -70,8 +70,11 @@ class ConfigRepository(Protocol):
 
 
 class UnitOfWork(Protocol):
-    orders: OrderRepository
-    config: ConfigRepository
+    @property
+    def orders(self) -> OrderRepository: ...
+
+    @property
+    def config(self) -> ConfigRepository: ...
 
     def __enter__(self) -> Self: ...
 

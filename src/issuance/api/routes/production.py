@@ -15,7 +15,6 @@ from issuance.contract.orders import (
     CardItem,
     CardOrderRequest,
     CardResult,
-    CardsOrderRequest,
     CardsOrderResponse,
     OperationAccepted,
 )
@@ -158,7 +157,7 @@ def _order_one(
         )
     except ValidationError as error:
         return _refused(
-            index, shown_id, error_body(schema_problems(list(error.errors(include_input=False))))
+            index, shown_id, error_body(schema_problems([dict(e) for e in error.errors(include_input=False)]))
         )
     except DomainError as error:
         return _refused(index, shown_id, error_body(error.all_problems))

@@ -8,8 +8,13 @@ from fastapi import APIRouter
 
 from issuance.api.deps import CardIdPath, CurrentIssuer, PlatformDep
 from issuance.api.routes.production import ERRORS
-from issuance.contract.operations import Operations
+from issuance.contract.operations import ErrorBody, Operations
 from issuance.services import ordering
+
+STATUS_ERRORS: dict[int | str, dict[str, Any]] = {
+    **{k: v for k, v in ERRORS.items() if k in (400, 401, 403)},
+    404: {"model": ErrorBody, "description": "No order for this card"},
+}
 
 router = APIRouter(prefix="/banking/v1/issuers/{issuerId}", tags=["Physical card order"])
 
@@ -19,8 +24,7 @@ router = APIRouter(prefix="/banking/v1/issuers/{issuerId}", tags=["Physical card
     summary="Get card order status",
     response_model=Operations,
     response_model_exclude_none=True,
-    responses={k: v for k, v in ERRORS.items() if k in (400, 401, 403)}
-    | {404: {"description": "No order for this card"}},
+    responses=STATUS_ERRORS,
 )
 def production_status(
     issuer: CurrentIssuer, card_id: CardIdPath, platform: PlatformDep
