@@ -40,20 +40,27 @@ DEFAULT_POSTGRESQL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 def _no_issuance_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings come from the test, never from the developer's shell."""
     for name in list(os.environ):
-        if name.startswith("ISSUANCE_") and name not in {"ISSUANCE_TEST_DATABASE_URL", "ISSUANCE_REQUIRE_POSTGRESQL"}:
+        if name.startswith("ISSUANCE_") and name not in {
+            "ISSUANCE_TEST_DATABASE_URL",
+            "ISSUANCE_REQUIRE_POSTGRESQL",
+        }:
             monkeypatch.delenv(name)
 
 
 def _postgresql_admin_url() -> str | None:
     url = os.environ.get("ISSUANCE_TEST_DATABASE_URL", DEFAULT_POSTGRESQL)
     try:
-        engine = create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+        engine = create_engine(
+            url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+        )
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         engine.dispose()
     except Exception as error:  # any failure to connect means "no PostgreSQL here"
         if os.environ.get("ISSUANCE_REQUIRE_POSTGRESQL") == "1":
-            pytest.fail(f"PostgreSQL is required (ISSUANCE_REQUIRE_POSTGRESQL=1) but did not answer: {error}")
+            pytest.fail(
+                f"PostgreSQL is required (ISSUANCE_REQUIRE_POSTGRESQL=1) but did not answer: {error}"
+            )
         return None
     return url
 
@@ -163,7 +170,13 @@ class _ThreadedServer(uvicorn.Server):
 @pytest.fixture
 def server(settings: Settings, platform: Platform) -> Iterator[Server]:
     """The real app behind a real uvicorn on a free loopback port, for HTTP tests."""
-    config = uvicorn.Config(create_app(settings, platform=platform), host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        create_app(settings, platform=platform),
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="on",
+    )
     instance = _ThreadedServer(config)
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()

@@ -15,7 +15,10 @@ from issuance.contract.sensitive import luhn_ok
 
 DEMO = "DEMOBANK01"
 OTHER = "OTHERBNK02"
-SECRETS = {DEMO: ("demobank01", "sandbox-secret-demobank01"), OTHER: ("otherbnk02", "sandbox-secret-otherbnk02")}
+SECRETS = {
+    DEMO: ("demobank01", "sandbox-secret-demobank01"),
+    OTHER: ("otherbnk02", "sandbox-secret-otherbnk02"),
+}
 
 
 def luhn_pan(prefix: str, length: int = 16) -> str:
@@ -25,17 +28,31 @@ def luhn_pan(prefix: str, length: int = 16) -> str:
 
 
 def card_data(**overrides: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {"pan": luhn_pan("45399100"), "exp": "2911", "name": "ADA LOVELACE", "cvv2": "123"}
+    data: dict[str, Any] = {
+        "pan": luhn_pan("45399100"),
+        "exp": "2911",
+        "name": "ADA LOVELACE",
+        "cvv2": "123",
+    }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
 
 
 def encrypt(data: dict[str, Any], jwks: dict[str, Any]) -> str:
     key = ECKey.import_key(jwks["keys"][0])
-    return jwe.encrypt_compact({"alg": "ECDH-ES", "enc": "A256GCM", "kid": key.kid}, json.dumps(data), key)
+    return jwe.encrypt_compact(
+        {"alg": "ECDH-ES", "enc": "A256GCM", "kid": key.kid}, json.dumps(data), key
+    )
 
 
-ADDRESS = {"firstName": "Ada", "lastName": "Lovelace", "line1": "10 Rue de Rivoli", "zipCode": "75001", "city": "Paris", "countryCode": "FR"}
+ADDRESS = {
+    "firstName": "Ada",
+    "lastName": "Lovelace",
+    "line1": "10 Rue de Rivoli",
+    "zipCode": "75001",
+    "city": "Paris",
+    "countryCode": "FR",
+}
 
 
 def order_body(encrypted: str, **overrides: Any) -> dict[str, Any]:
@@ -47,8 +64,16 @@ def order_body(encrypted: str, **overrides: Any) -> dict[str, Any]:
         "issuerRequestId": f"req-{uuid.uuid4().hex}",
         "services": {"issuance": "CREATION", "delivery": "laposte-lettre"},
         "encryptedData": encrypted,
-        "paymentApplication": {"config": "VISA-DEBIT", "odaKeyIndex": "1", "derivationKeyIndex": "2"},
-        "shipment": {"type": "INDIVIDUAL", "deliveryAddress": dict(ADDRESS), "individualAddress": dict(ADDRESS)},
+        "paymentApplication": {
+            "config": "VISA-DEBIT",
+            "odaKeyIndex": "1",
+            "derivationKeyIndex": "2",
+        },
+        "shipment": {
+            "type": "INDIVIDUAL",
+            "deliveryAddress": dict(ADDRESS),
+            "individualAddress": dict(ADDRESS),
+        },
     }
     body.update(copy.deepcopy(overrides))
     return {k: v for k, v in body.items() if v is not None}
@@ -67,7 +92,11 @@ class IssuerClient:
         client_id, secret = SECRETS[issuer_id]
         answer = http.post(
             "/authz/v1/oauth2/token",
-            data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": secret,
+            },
         )
         assert answer.status_code == 200, answer.text
         self.headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
@@ -76,7 +105,9 @@ class IssuerClient:
     def encrypt(self, **card: Any) -> str:
         return encrypt(card_data(**card), self.jwks)
 
-    def order(self, card_id: str, body: dict[str, Any], *, issuer_id: str | None = None, **params: Any) -> httpx.Response:
+    def order(
+        self, card_id: str, body: dict[str, Any], *, issuer_id: str | None = None, **params: Any
+    ) -> httpx.Response:
         path = f"/banking/v1/issuers/{issuer_id or self.issuer_id}/physicalCards/{card_id}/operations:production"
         return self.http.post(path, json=body, headers=self.headers, params=params)
 

@@ -29,7 +29,8 @@ class Platform:
     settings: Settings
     engine: Engine
     keys: KeyRing
-    uow: Callable[[], SqlUnitOfWork]
+    uow: Callable[[], SqlUnitOfWork]  # read and write
+    reader: Callable[[], SqlUnitOfWork]  # read only: never waits for writers on SQLite
     clock: Callable[[], datetime] = field(default=utc_now)
     new_id: Callable[[], str] = field(default=new_operation_id)
 
@@ -37,7 +38,13 @@ class Platform:
     def build(cls, settings: Settings) -> Platform:
         engine = make_engine(settings.database_url)
         keys = load_key_ring(settings.keys_dir, generate=settings.sandbox)
-        return cls(settings=settings, engine=engine, keys=keys, uow=unit_of_work_factory(engine))
+        return cls(
+            settings=settings,
+            engine=engine,
+            keys=keys,
+            uow=unit_of_work_factory(engine),
+            reader=unit_of_work_factory(engine, read_only=True),
+        )
 
     def close(self) -> None:
         self.engine.dispose()

@@ -45,7 +45,12 @@ def test_a_card_ordered_is_requested_and_pending(issuer: IssuerClient) -> None:
 
 FULL_OPTIONS: dict[str, dict[str, Any]] = {
     "graphical": {
-        "cardDesign": {"cardImage": "DEBIT-GREEN", "images": ["logo-1"], "customLines": ["Debit"], "memberId": "M-42"},
+        "cardDesign": {
+            "cardImage": "DEBIT-GREEN",
+            "images": ["logo-1"],
+            "customLines": ["Debit"],
+            "memberId": "M-42",
+        },
     },
     "carrier_and_packaging": {
         "services": {
@@ -66,16 +71,30 @@ FULL_OPTIONS: dict[str, dict[str, Any]] = {
             "type": "BULK",
             "groupId": "container-001",
             "orderId": "dispatch-2026-11-25",
-            "deliveryAddress": {"companyName": "Demo Bank Branch 12", "line1": "3 Place Bellecour", "zipCode": "69002", "city": "Lyon", "countryCode": "FR"},
+            "deliveryAddress": {
+                "companyName": "Demo Bank Branch 12",
+                "line1": "3 Place Bellecour",
+                "zipCode": "69002",
+                "city": "Lyon",
+                "countryCode": "FR",
+            },
         },
     },
     "replacement_with_old_card": {
-        "services": {"issuance": "REPLACEMENT", "delivery": "laposte-lettre", "cardCarrier": "WELCOME-LETTER"},
+        "services": {
+            "issuance": "REPLACEMENT",
+            "delivery": "laposte-lettre",
+            "cardCarrier": "WELCOME-LETTER",
+        },
         "oldCardId": "card-lost-0001",
         "state": "ACTIVE",
     },
     "renewal_carrier": {
-        "services": {"issuance": "RENEWAL", "delivery": "laposte-lettre", "cardCarrier": "RENEWAL-LETTER"},
+        "services": {
+            "issuance": "RENEWAL",
+            "delivery": "laposte-lettre",
+            "cardCarrier": "RENEWAL-LETTER",
+        },
     },
     "no_shipment": {"services": {"issuance": "CREATION"}},
 }
@@ -96,14 +115,30 @@ def test_magstripe_and_chip_data_inside_the_jwe_are_accepted(issuer: IssuerClien
         panSequenceNumber="01",
         effectiveDate="2611",
         paymentAccountReference="V0010013019165329681113390521",
-        trackData={"track1": f"B{pan}^LOVELACE/ADA^29112010000000000000", "track2": f"{pan}=29112010000000000"},
+        trackData={
+            "track1": f"B{pan}^LOVELACE/ADA^29112010000000000000",
+            "track2": f"{pan}=29112010000000000",
+        },
     )
-    body = order_body(encrypted, paymentApplication={"config": "VISA-DEBIT", "odaKeyIndex": 1, "derivationKeyIndex": 2, "cvKeyIndex": 3, "pvKeyIndex": 4})
+    body = order_body(
+        encrypted,
+        paymentApplication={
+            "config": "VISA-DEBIT",
+            "odaKeyIndex": 1,
+            "derivationKeyIndex": 2,
+            "cvKeyIndex": 3,
+            "pvKeyIndex": 4,
+        },
+    )
     _accepted(issuer.order(new_card_id(), body))
 
 
 def test_a_magstripe_only_product_needs_no_payment_application(issuer: IssuerClient) -> None:
-    body = order_body(issuer.encrypt(pan=luhn_pan("45399200")), cardProductId="DEMO-PREPAID", paymentApplication=None)
+    body = order_body(
+        issuer.encrypt(pan=luhn_pan("45399200")),
+        cardProductId="DEMO-PREPAID",
+        paymentApplication=None,
+    )
     _accepted(issuer.order(new_card_id(), body))
 
 
@@ -113,8 +148,16 @@ def test_the_other_issuer_orders_its_own_products(http: httpx.Client) -> None:
     body = order_body(
         other.encrypt(pan=luhn_pan("222300")),
         cardProductId="OTHER-CLASSIC",
-        services={"issuance": "CREATION", "delivery": "usps-first-class", "cardCarrier": "US-CARRIER"},
-        shipment={"type": "INDIVIDUAL", "deliveryAddress": us_address, "individualAddress": us_address},
+        services={
+            "issuance": "CREATION",
+            "delivery": "usps-first-class",
+            "cardCarrier": "US-CARRIER",
+        },
+        shipment={
+            "type": "INDIVIDUAL",
+            "deliveryAddress": us_address,
+            "individualAddress": us_address,
+        },
     )
     _accepted(other.order(new_card_id(), body))
 
@@ -153,7 +196,10 @@ def test_the_same_card_id_in_two_issuers_is_two_cards(http: httpx.Client) -> Non
 def test_lowercase_status_path_of_the_d1_guide_answers_too(issuer: IssuerClient) -> None:
     card_id = new_card_id()
     _accepted(issuer.order(card_id, order_body(issuer.encrypt())))
-    response = issuer.http.get(f"/banking/v1/issuers/{DEMO}/physicalcards/{card_id}/productionstatus", headers=issuer.headers)
+    response = issuer.http.get(
+        f"/banking/v1/issuers/{DEMO}/physicalcards/{card_id}/productionstatus",
+        headers=issuer.headers,
+    )
     assert response.status_code == 200
     assert response.json()["operations"][0]["cardId"] == card_id
 

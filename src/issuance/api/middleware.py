@@ -28,10 +28,6 @@ async def _reply(send: Send, status: int, body: dict[str, Any], correlation_id: 
     await send({"type": "http.response.body", "body": payload})
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class RequestContext:
     """Echo (or create) `x-correlation-id`, cap the body size, log method, path, status and time.
 
@@ -62,15 +58,20 @@ class RequestContext:
             await _reply(send, 413, self._too_large(), correlation_id)
             return
         started, status = time.perf_counter(), 500
-        received = 0
+        body = (
+            await self._read_body(receive) if scope["method"] in {"POST", "PUT", "PATCH"} else b""
+        )
+        if body is None:
+            await _reply(send, 413, self._too_large(), correlation_id)
+            return
+        replayed = False
 
-        async def counted_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_body_bytes:
-                raise BodyTooLarge
-            return message
+        async def replay_receive() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
         async def tagged_send(message: Message) -> None:
             nonlocal status
@@ -84,10 +85,7 @@ class RequestContext:
 
         with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
             try:
-                await self.app(scope, counted_receive, tagged_send)
-            except BodyTooLarge:
-                status = 413
-                await _reply(send, 413, self._too_large(), correlation_id)
+                await self.app(scope, replay_receive, tagged_send)
             finally:
                 log.info(
                     "request",
@@ -96,6 +94,19 @@ class RequestContext:
                     status=status,
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 )
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole body, or None as soon as it exceeds the limit (chunked bodies included)."""
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
     def _too_large(self) -> dict[str, Any]:
         return {

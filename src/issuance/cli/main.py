@@ -131,7 +131,7 @@ def config_show(
 
     platform = Platform.build(_settings())
     try:
-        document = current_config(uow=platform.uow())
+        document = current_config(uow=platform.reader())
     finally:
         platform.close()
     if document is None:

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 SQLITE_BUSY_TIMEOUT = 30_000  # milliseconds a writer waits for the lock before failing
+SQLITE_BEGIN = "sqlite_begin"  # execution option: "DEFERRED" for read-only transactions
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -16,7 +17,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
     SQLite runs in WAL mode (readers never block the writer) with foreign keys on, and every
     transaction starts with `BEGIN IMMEDIATE` so that two writers serialise at the start instead
-    of deadlocking on a lock upgrade half-way through.
+    of deadlocking on a lock upgrade half-way through. Read-only units of work ask for a DEFERRED
+    transaction instead, so reads never wait for writers.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -37,7 +39,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        mode = connection.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
 

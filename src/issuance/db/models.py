@@ -115,6 +115,9 @@ class OrderRow(Base):
     sensitive_data: Mapped[bytes | None] = mapped_column(LargeBinary)  # AES-GCM sealed
     sensitive_key_id: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime]
+    version: Mapped[int] = mapped_column(Integer)  # optimistic lock: a lost update fails
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (SQLAlchemy reads it once)
 
 
 class EventRow(Base):

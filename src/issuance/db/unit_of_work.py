@@ -11,7 +11,9 @@ from sqlalchemy import Engine, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
+from issuance.db.engine import SQLITE_BEGIN
 from issuance.db.models import CardRow, EventRow
 from issuance.db.repositories import SqlConfigRepository, SqlOrderRepository, copy_state
 from issuance.domain.events import event_type
@@ -20,11 +22,14 @@ from issuance.services.unit_of_work import Collision
 
 
 class SqlUnitOfWork:
-    def __init__(self, session_factory: Callable[[], Session]) -> None:
+    def __init__(self, session_factory: Callable[[], Session], *, read_only: bool = False) -> None:
         self._session_factory = session_factory
+        self.read_only = read_only
 
     def __enter__(self) -> Self:
         self.session = self._session_factory()
+        if self.read_only:
+            self.session.connection(execution_options={SQLITE_BEGIN: "DEFERRED"})
         self.orders = SqlOrderRepository(self.session)
         self.config = SqlConfigRepository(self.session)
         return self
@@ -39,6 +44,8 @@ class SqlUnitOfWork:
         self.session.close()
 
     def commit(self) -> None:
+        if self.read_only:
+            raise RuntimeError("a read-only unit of work cannot commit")
         now = datetime.now(UTC)
         try:
             for order, row in list(self.orders.seen.values()):
@@ -51,6 +58,9 @@ class SqlUnitOfWork:
         except IntegrityError as error:
             self.session.rollback()
             raise Collision(str(error.orig)) from None
+        except StaleDataError:
+            self.session.rollback()
+            raise Collision("the order was changed by another transaction") from None
         finally:
             self.orders.seen.clear()
 
@@ -94,6 +104,6 @@ class SqlUnitOfWork:
         )
 
 
-def unit_of_work_factory(engine: Engine) -> Callable[[], SqlUnitOfWork]:
+def unit_of_work_factory(engine: Engine, *, read_only: bool = False) -> Callable[[], SqlUnitOfWork]:
     sessions = sessionmaker(engine, expire_on_commit=False)
-    return lambda: SqlUnitOfWork(sessions)
+    return lambda: SqlUnitOfWork(sessions, read_only=read_only)

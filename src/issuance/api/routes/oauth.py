@@ -97,13 +97,13 @@ async def get_token(
             raise InvalidRequest(
                 "is required for the jwt-bearer grant", field="assertion", code="FIELD_MISSING"
             )
-        principal = authentication.by_assertion(assertion, uow=platform.uow())
+        principal = authentication.by_assertion(assertion, uow=platform.reader())
     elif grant == CLIENT_CREDENTIALS:
         credentials = _basic(authorization) or (
             str(params.get("client_id", "")),
             str(params.get("client_secret", "")),
         )
-        principal = authentication.by_client_secret(*credentials, uow=platform.uow())
+        principal = authentication.by_client_secret(*credentials, uow=platform.reader())
     else:
         raise InvalidRequest(
             f"must be {JWT_BEARER} or {CLIENT_CREDENTIALS}",

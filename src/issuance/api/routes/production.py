@@ -78,7 +78,7 @@ def order_card(
         body, issuer_id=issuer.issuer_id, card_id=card_id, keys=intake_keys(platform)
     )
     if dry_run:
-        return _dry_run_answer(ordering.dry_run(command, uow=platform.uow()))
+        return _dry_run_answer(ordering.dry_run(command, uow=platform.reader()))
     placement = ordering.place_order(
         command, uow=platform.uow(), clock=platform.clock, new_id=platform.new_id
     )
@@ -148,7 +148,7 @@ def _order_one(
             card, issuer_id=issuer_id, card_id=card.card_id, keys=intake_keys(platform)
         )
         if dry_run:
-            problems = ordering.dry_run(command, uow=platform.uow())
+            problems = ordering.dry_run(command, uow=platform.reader())
             if problems:
                 raise InvalidRequest.from_problems(problems)
             return CardResult(card_id=shown_id)
@@ -157,7 +157,9 @@ def _order_one(
         )
     except ValidationError as error:
         return _refused(
-            index, shown_id, error_body(schema_problems([dict(e) for e in error.errors(include_input=False)]))
+            index,
+            shown_id,
+            error_body(schema_problems([dict(e) for e in error.errors(include_input=False)])),
         )
     except DomainError as error:
         return _refused(index, shown_id, error_body(error.all_problems))

@@ -30,7 +30,9 @@ def production_status(
     issuer: CurrentIssuer, card_id: CardIdPath, platform: PlatformDep
 ) -> dict[str, Any]:
     """The card's operations, oldest first; each carries the latest per-card `sequence`."""
-    return {"operations": ordering.production_status(issuer.issuer_id, card_id, uow=platform.uow())}
+    return {
+        "operations": ordering.production_status(issuer.issuer_id, card_id, uow=platform.reader())
+    }
 
 
 @router.get("/physicalcards/{cardId}/productionstatus", include_in_schema=False)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 11:46:37.358688
+Create Date: 2026-11-25 11:55:12.207562
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -80,6 +81,7 @@ def upgrade() -> None:
         sa.Column("sensitive_data", sa.LargeBinary(), nullable=True),
         sa.Column("sensitive_key_id", sa.String(length=64), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["issuer_id"], ["issuers.issuer_id"], name=op.f("fk_orders_issuer_id_issuers")
         ),

@@ -1,0 +1,49 @@
+"""`/openapi.json` and `/docs` describe every endpoint and error in D1's field names."""
+
+from __future__ import annotations
+
+import httpx
+
+
+def test_openapi_describes_the_d1_endpoints_and_errors(http: httpx.Client) -> None:
+    document = http.get("/openapi.json").json()
+    paths = document["paths"]
+    single = paths["/banking/v1/issuers/{issuerId}/physicalCards/{cardId}/operations:production"][
+        "post"
+    ]
+    batch = paths["/banking/v1/issuers/{issuerId}/physicalCards/operations:production"]["post"]
+    status = paths["/banking/v1/issuers/{issuerId}/physicalCards/{cardId}/productionStatus"]["get"]
+    assert "/authz/v1/oauth2/token" in paths
+    for operation in (single, batch):
+        assert {"202", "400", "401", "403", "409", "413", "422"} <= set(operation["responses"])
+    assert {"200", "401", "403", "404"} <= set(status["responses"])
+    assert (
+        batch["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        == "#/components/schemas/CardsOrderRequest"
+    )
+
+    schemas = document["components"]["schemas"]
+    order = schemas["CardOrderRequest"]["properties"]
+    assert {
+        "distributionChannel",
+        "consumerId",
+        "cardProductId",
+        "issuerRequestId",
+        "services",
+        "encryptedData",
+        "shipment",
+        "paymentApplication",
+        "oldCardId",
+    } <= set(order)
+    assert schemas["CardsOrderRequest"]["properties"]["cards"]["maxItems"] == 1000
+    assert set(schemas["ErrorBody"]["properties"]) >= {"errorCode", "error", "field"}
+    assert {"operationId", "startTime", "endTime", "details", "errorCode"} <= set(
+        schemas["Operation"]["properties"]
+    )
+    assert "dryRun" in {p["name"] for p in single["parameters"]}
+
+
+def test_docs_page_is_served(http: httpx.Client) -> None:
+    response = http.get("/docs")
+    assert response.status_code == 200
+    assert "swagger" in response.text.lower()
