@@ -1,6 +1,7 @@
 """Order one card from the sandbox the way an issuer backend does, then read its status.
 
-    python examples/order_card.py [BASE_URL]
+    python examples/order_card.py [BASE_URL]              # the whole flow
+    python examples/order_card.py [BASE_URL] --body-only  # print an order body for curl
 
 1. get a token (client credentials, sandbox issuer DEMOBANK01);
 2. fetch the platform's JWKS and encrypt the card data (JWE, ECDH-ES + A256GCM);
@@ -18,7 +19,9 @@ import httpx
 from joserfc import jwe
 from joserfc.jwk import ECKey
 
-BASE_URL = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8000"
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+BASE_URL = ARGS[0] if ARGS else "http://127.0.0.1:8000"
+BODY_ONLY = "--body-only" in sys.argv
 ISSUER_ID = "DEMOBANK01"
 
 
@@ -49,6 +52,9 @@ def main() -> None:
                 "individualAddress": {"firstName": "Ada", "lastName": "Lovelace", "line1": "10 Rue de Rivoli", "zipCode": "75001", "city": "Paris", "countryCode": "FR"},
             },
         }
+        if BODY_ONLY:
+            print(json.dumps(order, indent=2))
+            return
         path = f"/banking/v1/issuers/{ISSUER_ID}/physicalCards/{card_id}/operations:production"
         first = http.post(path, json=order)
         print("order:", first.status_code, first.json())

@@ -13,8 +13,13 @@ from typing import Any
 
 import structlog
 
-SENSITIVE_KEYS = frozenset(
+from issuance.contract.sensitive import luhn_ok
+
+SENSITIVE_KEYS = frozenset(  # lower case, without "_" or "-"
     {
+        "accesstoken",
+        "refreshtoken",
+        "clientsecret",
         "pan",
         "cvv",
         "cvv1",
@@ -28,27 +33,41 @@ SENSITIVE_KEYS = frozenset(
         "encrypteddata",
         "password",
         "secret",
-        "client_secret",
         "assertion",
         "authorization",
     }
 )
-_PAN_LIKE = re.compile(r"(?<!\d)(\d{6})\d{3,9}(\d{4})(?!\d)")
+_DIGIT_RUN = re.compile(r"\d{10,}")
+
+
+def _mask(digits: str) -> str:
+    if len(digits) >= 13:
+        return digits[:6] + "*" * (len(digits) - 10) + digits[-4:]
+    if luhn_ok(digits):  # a short PAN: first six and last four would be all of it
+        return "*" * (len(digits) - 4) + digits[-4:]
+    return digits
 
 
 def mask_pans(text: str) -> str:
-    """`4539910012345678` → `453991******5678`: never more than first 6 and last 4."""
-    return _PAN_LIKE.sub(lambda m: m.group(1) + "*" * (len(m.group(0)) - 10) + m.group(2), text)
+    """`4539910012345678` → `453991******5678`: never more than first 6 and last 4.
+
+    Every run of 13 digits or more is masked (a PAN run together with its expiry included); a
+    shorter run (PANs may have 10 to 12 digits) is masked to its last four when it passes the
+    Luhn check, so ordinary numbers stay readable.
+    """
+    return _DIGIT_RUN.sub(lambda m: _mask(m.group(0)), text)
+
+
+def is_sensitive_key(key: object) -> bool:
+    """`pan`, `PAN`, `track_data`, `trackData`, `access_token`… all match."""
+    return str(key).lower().replace("_", "").replace("-", "") in SENSITIVE_KEYS
 
 
 def _redact(value: Any) -> Any:
     if isinstance(value, str):
         return mask_pans(value)
     if isinstance(value, dict):
-        return {
-            k: "[REDACTED]" if str(k).lower() in SENSITIVE_KEYS else _redact(v)
-            for k, v in value.items()
-        }
+        return {k: "[REDACTED]" if is_sensitive_key(k) else _redact(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_redact(v) for v in value]
     return value
@@ -56,7 +75,7 @@ def _redact(value: Any) -> Any:
 
 def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event):
-        event[key] = "[REDACTED]" if key.lower() in SENSITIVE_KEYS else _redact(event[key])
+        event[key] = "[REDACTED]" if is_sensitive_key(key) else _redact(event[key])
     return event
 
 

@@ -14,7 +14,7 @@ from issuance.domain.errors import Conflict
 from issuance.domain.orders import Order
 from issuance.domain.validation import OrderSpec
 from issuance.platform import Platform
-from issuance.services.ordering import PlaceOrder, Placement, place_order
+from issuance.services.ordering import Placement, PlaceOrder, place_order
 from tests.factories import DEMO, new_card_id
 
 

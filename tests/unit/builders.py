@@ -17,6 +17,9 @@ from issuance.domain.statuses import ProductionStatus
 from issuance.domain.validation import OrderSpec
 
 DEMO = "DEMOBANK01"
+JWE_KID = "platform-jwe-1"  # kid of the `jwe_key` fixture
+TOKEN_KID = "token-1"  # kid of the `token_key` fixture
+ISSUER_KID = "issuer-sig-1"  # kid of the `issuer_key` fixture
 
 _S = ProductionStatus
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from issuance.domain.configuration import PlatformConfig
 from issuance.domain.programs import (
@@ -22,7 +23,7 @@ from tests.unit.builders import DEMO, sandbox_document
 Document = dict[str, Any]
 
 
-def refused(document: Document) -> list[dict[str, Any]]:
+def refused(document: Document) -> list[ErrorDetails]:
     with pytest.raises(ValidationError) as raised:
         PlatformConfig.model_validate(document)
     return list(raised.value.errors(include_url=False, include_input=False))
@@ -105,7 +106,9 @@ def test_unknown_fields_are_refused_with_their_path() -> None:
             "issuers[1].programs[0].packagingIds[0]: unknown packaging option 'SACK'",
         ),
         (
-            lambda d: d["issuers"][0]["packagingOptions"][1]["allowedInserts"].append("LETTER-WELCOME"),
+            lambda d: d["issuers"][0]["packagingOptions"][1]["allowedInserts"].append(
+                "LETTER-WELCOME"
+            ),
             "issuers[0].packagingOptions[1].allowedInserts[1]: unknown insert stock item 'LETTER-WELCOME'",
         ),
     ],
@@ -121,57 +124,53 @@ def test_a_broken_list_reference_is_reported_at_its_index(
 
 
 @pytest.mark.parametrize(
-    ("mutate", "path", "what"),
+    ("mutate", "expected"),
     [
         (
             lambda d: d["issuers"][0]["cardProducts"][2].__setitem__("programId", "DEMO-AMEX"),
-            "issuers[0].cardProducts[2].programId",
-            "unknown program 'DEMO-AMEX'",
+            "issuers[0].cardProducts[2].programId: unknown program 'DEMO-AMEX'",
         ),
         (
-            lambda d: d["issuers"][1]["cardProducts"][0].__setitem__("personalizationProfileId", "X"),
-            "issuers[1].cardProducts[0].personalizationProfileId",
-            "unknown personalization profile 'X'",
+            lambda d: d["issuers"][1]["cardProducts"][0].__setitem__(
+                "personalizationProfileId", "X"
+            ),
+            "issuers[1].cardProducts[0].personalizationProfileId: unknown personalization profile 'X'",
         ),
         (
             lambda d: d["issuers"][0]["cardProducts"][0]["variants"][1].__setitem__(
                 "stockItemId", "LETTER-WELCOME"
             ),
-            "issuers[0].cardProducts[0].variants[1].stockItemId",
+            "issuers[0].cardProducts[0].variants[1].stockItemId: "
             "unknown card body stock item 'LETTER-WELCOME'",
         ),
         (
-            lambda d: d["issuers"][0]["programs"][1].__setitem__("personalizationCentreId", "PC-LYON"),
-            "issuers[0].programs[1].personalizationCentreId",
-            "unknown personalization centre 'PC-LYON'",
+            lambda d: d["issuers"][0]["carrierTemplates"][1].__setitem__(
+                "stockItemId", "BODY-GOLD"
+            ),
+            "issuers[0].carrierTemplates[1].stockItemId: unknown carrier stock item 'BODY-GOLD'",
+        ),
+        (
+            lambda d: d["issuers"][1]["packagingOptions"][0].__setitem__(
+                "stockItemId", "CARRIER-STD"
+            ),
+            "issuers[1].packagingOptions[0].stockItemId: unknown packaging stock item 'CARRIER-STD'",
+        ),
+        (
+            lambda d: d["issuers"][0]["programs"][1].__setitem__(
+                "personalizationCentreId", "PC-LYON"
+            ),
+            "issuers[0].programs[1].personalizationCentreId: unknown personalization centre 'PC-LYON'",
         ),
     ],
-    ids=["program", "profile", "variant-stock-kind", "centre"],
+    ids=["program", "profile", "variant-stock-kind", "carrier-stock", "packaging-stock", "centre"],
 )
-def test_a_broken_single_reference_is_reported_under_its_field(
-    mutate: Callable[[Document], None], path: str, what: str
+def test_a_broken_single_reference_is_reported_at_its_field_without_index(
+    mutate: Callable[[Document], None], expected: str
 ) -> None:
     document = sandbox_document()
     mutate(document)
 
-    [problem] = reference_problems(document)
-
-    assert problem.endswith(what)
-    assert problem.startswith(path)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG configuration.py _issuer_references: single-valued references go through "
-    "_unknown(path, [value]) and get a spurious '[0]' (…stockItemId[0])",
-)
-def test_a_broken_single_reference_path_has_no_list_index() -> None:
-    document = sandbox_document()
-    demo(document)["carrierTemplates"][1]["stockItemId"] = "BODY-GOLD"
-
-    assert reference_problems(document) == [
-        "issuers[0].carrierTemplates[1].stockItemId: unknown carrier stock item 'BODY-GOLD'"
-    ]
+    assert reference_problems(document) == [expected]
 
 
 def test_every_broken_reference_is_reported_at_once() -> None:
@@ -205,15 +204,8 @@ def test_duplicate_centre_ids_are_reported() -> None:
     document["personalizationCentres"][1]["centreId"] = "PC-PARIS"
     document["issuers"][1]["programs"][0]["personalizationCentreId"] = "PC-PARIS"
 
-    assert reference_problems(document) == ["personalizationCentres[1]: duplicate id 'PC-PARIS'"]
-
-
-def test_duplicate_card_product_ids_are_reported() -> None:
-    document = sandbox_document()
-    demo(document)["cardProducts"][2]["cardProductId"] = "DEMO-DEBIT"
-
     assert reference_problems(document) == [
-        "issuers[0].cardProducts[2]: duplicate id 'DEMO-DEBIT'"
+        "personalizationCentres[1].centreId: duplicate id 'PC-PARIS'"
     ]
 
 
@@ -221,43 +213,49 @@ def test_duplicate_issuer_ids_are_reported() -> None:
     document = sandbox_document()
     document["issuers"][1]["issuerId"] = DEMO
 
-    assert "issuers[1]: duplicate id 'DEMOBANK01'" in reference_problems(document)
+    assert "issuers[1].issuerId: duplicate id 'DEMOBANK01'" in reference_problems(document)
 
 
-def test_a_client_id_used_by_two_issuers_is_refused() -> None:
-    document = sandbox_document()
-    document["issuers"][1]["clients"].append({"clientId": "demobank01", "secret": "s"})
-
-    [problem] = reference_problems(document)
-
-    assert "duplicate id 'demobank01'" in problem
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG configuration.py _broken_references: client ids are numbered across all issuers "
-    "and reported as 'clients[2]', not where they are",
-)
-def test_a_duplicate_client_id_is_reported_at_its_path() -> None:
+def test_a_client_id_used_by_two_issuers_is_reported_where_it_is_repeated() -> None:
     document = sandbox_document()
     document["issuers"][1]["clients"].append({"clientId": "demobank01", "secret": "s"})
 
     assert reference_problems(document) == [
-        "issuers[1].clients[1]: duplicate id 'demobank01'"
+        "issuers[1].clients[1].clientId: duplicate id 'demobank01'"
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG configuration.py: duplicate programId (and stock item, shipping method, carrier, "
-    "packaging, profile ids) within an issuer are accepted; program() then returns the first",
+@pytest.mark.parametrize(
+    ("collection", "key"),
+    [
+        ("cardProducts", "cardProductId"),
+        ("programs", "programId"),
+        ("stockItems", "stockItemId"),
+        ("shippingMethods", "methodId"),
+        ("carrierTemplates", "carrierId"),
+        ("packagingOptions", "packagingId"),
+        ("personalizationProfiles", "profileId"),
+        ("notificationEndpoints", "endpointId"),
+    ],
 )
-def test_duplicate_program_ids_are_refused() -> None:
+def test_a_duplicate_id_within_an_issuer_is_reported_at_its_path(collection: str, key: str) -> None:
     document = sandbox_document()
-    programs = demo(document)["programs"]
-    programs.append({**programs[1], "allowedCountries": ["US"]})
+    items = demo(document)[collection]
+    repeated = items[0][key]
+    items.append(dict(items[0]))
 
-    refused(document)
+    problems = reference_problems(document)
+
+    assert f"issuers[0].{collection}[{len(items) - 1}].{key}: duplicate id {repeated!r}" in problems
+
+
+def test_a_renamed_card_product_that_collides_is_the_only_problem() -> None:
+    document = sandbox_document()
+    demo(document)["cardProducts"][2]["cardProductId"] = "DEMO-DEBIT"
+
+    assert reference_problems(document) == [
+        "issuers[0].cardProducts[2].cardProductId: duplicate id 'DEMO-DEBIT'"
+    ]
 
 
 # Field-level rules
@@ -274,19 +272,16 @@ def test_an_unknown_time_zone_is_refused_at_its_path(zone: str) -> None:
     assert "is not an IANA time zone" in error["msg"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IsADirectoryError,
-    reason="BUG programs.py PersonalizationCentre._known_zone: ZoneInfo('Europe') raises "
-    "IsADirectoryError, which escapes validation instead of a ValidationError",
-)
-def test_a_time_zone_area_without_city_is_refused() -> None:
+@pytest.mark.parametrize("zone", ["Europe", "America"])
+def test_a_time_zone_area_without_city_is_refused(zone: str) -> None:
+    # ZoneInfo("Europe") finds a directory and raises IsADirectoryError, not ZoneInfoNotFoundError
     document = sandbox_document()
-    document["personalizationCentres"][0]["timeZone"] = "Europe"
+    document["personalizationCentres"][0]["timeZone"] = zone
 
     [error] = refused(document)
 
     assert error["loc"] == ("personalizationCentres", 0, "timeZone")
+    assert "is not an IANA time zone" in error["msg"]
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -34,15 +35,15 @@ PATH_TO = {
 }
 
 
-def accepted(**overrides: object) -> Order:
-    fields: dict[str, object] = {
+def accepted(**overrides: Any) -> Order:
+    fields: dict[str, Any] = {
         "operation_id": "op-1",
         "issuer_id": "DEMOBANK01",
         "card_id": "card-1",
         "at": at(9),
     }
     fields.update(overrides)
-    return Order.accept(**fields)  # type: ignore[arg-type]
+    return Order.accept(**fields)
 
 
 def order_at(status: ProductionStatus) -> Order:
@@ -91,7 +92,9 @@ def test_the_accepted_snapshot_does_not_follow_later_changes() -> None:
 
 
 @pytest.mark.parametrize(("source", "target"), sorted(LEGAL_MOVES))
-def test_legal_move_records_status_changed(source: ProductionStatus, target: ProductionStatus) -> None:
+def test_legal_move_records_status_changed(
+    source: ProductionStatus, target: ProductionStatus
+) -> None:
     order = order_at(source)
     before = len(order.events)
     moment = at(12, 30, 15, 250_000)
@@ -198,9 +201,7 @@ def test_illegal_move_raises_and_changes_nothing(
     )
 
     with pytest.raises(IllegalTransition) as raised:
-        order.move_to(
-            target, at=at(23), reason="after", error_code="AFTER", error="after"
-        )
+        order.move_to(target, at=at(23), reason="after", error_code="AFTER", error="after")
 
     after = (
         order.production_status,

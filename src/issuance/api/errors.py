@@ -108,6 +108,21 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _schema(_request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse(error_body(schema_problems(list(error.errors()))), status_code=400)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        """A bug, not a client error: logged with its traceback, answered 500, never relabelled."""
+        log.error(
+            "unhandled error",
+            path=request.url.path,
+            error_type=type(error).__name__,
+            exc_info=error,
+        )
+        body = {
+            "errorCode": "INTERNAL_ERROR",
+            "error": "an unexpected error occurred; it has been logged",
+        }
+        return JSONResponse(body, status_code=500)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
         codes = {

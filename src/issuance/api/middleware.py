@@ -46,12 +46,12 @@ class RequestContext:
         given = headers.get(b"x-correlation-id", b"").decode("latin-1")
         correlation_id = given or uuid.uuid4().hex
         if given and not _VALID_CORRELATION_ID.match(given):
-            body = {
+            refusal = {
                 "errorCode": "FIELD_INVALID_FORMAT",
                 "error": "x-correlation-id: must match ^[A-Za-z0-9_-]{1,64}$",
                 "field": "x-correlation-id",
             }
-            await _reply(send, 400, body, uuid.uuid4().hex)
+            await _reply(send, 400, refusal, uuid.uuid4().hex)
             return
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:

@@ -19,6 +19,12 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
 class WireModel(BaseModel):
-    """camelCase on the wire; unknown fields are refused with an error naming them."""
+    """camelCase on the wire; unknown fields are refused with an error naming them.
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    Validation errors never carry the input (`hide_input_in_errors`): a rejected PAN must not
+    reach a log through the text of its error.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", hide_input_in_errors=True
+    )

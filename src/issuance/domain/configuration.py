@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from pydantic import Field, model_validator
+from pydantic.alias_generators import to_camel
 
 from issuance.domain.programs import (
     ConfigModel,
@@ -42,28 +43,61 @@ class PlatformConfig(ConfigModel):
 
 
 def _unknown(path: str, values: Iterable[str], known: set[str], what: str) -> Iterator[str]:
+    """A list of references: each unknown one reported at its index."""
     for index, value in enumerate(values):
-        if value not in known:
-            yield f"{path}[{index}]: unknown {what} {value!r}"
+        yield from _unknown_one(f"{path}[{index}]", value, known, what)
 
 
-def _duplicates(path: str, ids: list[str]) -> Iterator[str]:
+def _unknown_one(path: str, value: str, known: set[str], what: str) -> Iterator[str]:
+    if value not in known:
+        yield f"{path}: unknown {what} {value!r}"
+
+
+def _duplicates(path: str, ids: list[str], key: str) -> Iterator[str]:
     seen: set[str] = set()
     for index, value in enumerate(ids):
         if value in seen:
-            yield f"{path}[{index}]: duplicate id {value!r}"
+            yield f"{path}[{index}].{key}: duplicate id {value!r}"
         seen.add(value)
+
+
+# Every collection of an issuer and the key that identifies its items.
+_ISSUER_COLLECTIONS = {
+    "personalizationProfiles": ("personalization_profiles", "profile_id"),
+    "stockItems": ("stock_items", "stock_item_id"),
+    "cardProducts": ("card_products", "card_product_id"),
+    "carrierTemplates": ("carrier_templates", "carrier_id"),
+    "packagingOptions": ("packaging_options", "packaging_id"),
+    "shippingMethods": ("shipping_methods", "method_id"),
+    "programs": ("programs", "program_id"),
+    "notificationEndpoints": ("notification_endpoints", "endpoint_id"),
+}
+
+
+def _issuer_duplicates(at: str, issuer: IssuerConfig) -> Iterator[str]:
+    for name, (attribute, key) in _ISSUER_COLLECTIONS.items():
+        ids = [getattr(item, key) for item in getattr(issuer, attribute)]
+        yield from _duplicates(f"{at}.{name}", ids, to_camel(key))
+
+
+def _client_duplicates(config: PlatformConfig) -> Iterator[str]:
+    """Client ids are global: a token names its client, not its issuer."""
+    seen: set[str] = set()
+    for n, issuer in enumerate(config.issuers):
+        for m, client in enumerate(issuer.clients):
+            if client.client_id in seen:
+                yield f"issuers[{n}].clients[{m}].clientId: duplicate id {client.client_id!r}"
+            seen.add(client.client_id)
 
 
 def _broken_references(config: PlatformConfig) -> Iterator[str]:
     centres = {c.centre_id for c in config.personalization_centres}
-    yield from _duplicates(
-        "personalizationCentres", [c.centre_id for c in config.personalization_centres]
-    )
-    yield from _duplicates("issuers", [i.issuer_id for i in config.issuers])
-    client_ids = [c.client_id for i in config.issuers for c in i.clients]
-    yield from _duplicates("clients", client_ids)
+    centre_ids = [c.centre_id for c in config.personalization_centres]
+    yield from _duplicates("personalizationCentres", centre_ids, "centreId")
+    yield from _duplicates("issuers", [i.issuer_id for i in config.issuers], "issuerId")
+    yield from _client_duplicates(config)
     for n, issuer in enumerate(config.issuers):
+        yield from _issuer_duplicates(f"issuers[{n}]", issuer)
         yield from _issuer_references(f"issuers[{n}]", issuer, centres)
 
 
@@ -78,36 +112,35 @@ def _issuer_references(at: str, issuer: IssuerConfig, centres: set[str]) -> Iter
     def stock_of(kind: StockKind) -> set[str]:
         return {sid for sid, k in stock.items() if k is kind}
 
-    yield from _duplicates(f"{at}.cardProducts", [p.card_product_id for p in issuer.card_products])
     for n, product in enumerate(issuer.card_products):
         here = f"{at}.cardProducts[{n}]"
-        yield from _unknown(f"{here}.programId", [product.program_id], programs, "program")
-        yield from _unknown(
+        yield from _unknown_one(f"{here}.programId", product.program_id, programs, "program")
+        yield from _unknown_one(
             f"{here}.personalizationProfileId",
-            [product.personalization_profile_id],
+            product.personalization_profile_id,
             profiles,
             "personalization profile",
         )
         bodies = stock_of(StockKind.CARD_BODY)
         for v, variant in enumerate(product.variants):
-            yield from _unknown(
+            yield from _unknown_one(
                 f"{here}.variants[{v}].stockItemId",
-                [variant.stock_item_id],
+                variant.stock_item_id,
                 bodies,
                 "card body stock item",
             )
     for n, carrier in enumerate(issuer.carrier_templates):
-        yield from _unknown(
+        yield from _unknown_one(
             f"{at}.carrierTemplates[{n}].stockItemId",
-            [carrier.stock_item_id],
+            carrier.stock_item_id,
             stock_of(StockKind.CARRIER),
             "carrier stock item",
         )
     for n, pack in enumerate(issuer.packaging_options):
         here = f"{at}.packagingOptions[{n}]"
-        yield from _unknown(
+        yield from _unknown_one(
             f"{here}.stockItemId",
-            [pack.stock_item_id],
+            pack.stock_item_id,
             stock_of(StockKind.PACKAGING),
             "packaging stock item",
         )
@@ -119,9 +152,9 @@ def _issuer_references(at: str, issuer: IssuerConfig, centres: set[str]) -> Iter
         )
     for n, program in enumerate(issuer.programs):
         here = f"{at}.programs[{n}]"
-        yield from _unknown(
+        yield from _unknown_one(
             f"{here}.personalizationCentreId",
-            [program.personalization_centre_id],
+            program.personalization_centre_id,
             centres,
             "personalization centre",
         )

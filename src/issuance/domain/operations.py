@@ -16,7 +16,12 @@ OPERATION_PRODUCE = "PRODUCE"
 
 
 def iso_utc(moment: datetime) -> str:
-    """`2025-01-17T06:28:02.492Z`: UTC, milliseconds, `Z` suffix."""
+    """`2025-01-17T06:28:02.492Z`: UTC, milliseconds, `Z` suffix.
+
+    A naive datetime is refused rather than read as the machine's local time.
+    """
+    if moment.tzinfo is None:
+        raise ValueError("times must carry a time zone")
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -12,7 +12,7 @@ The YAML and JSON forms use D1's camelCase; Python code uses snake_case attribut
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import date, time
 from enum import StrEnum
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -94,14 +94,14 @@ class PersonalizationCentre(ConfigModel):
     )
     holiday_country: CountryCode | None = None  # public holidays from the `holidays` package
     holiday_subdivision: str | None = None
-    closed_dates: tuple[str, ...] = ()  # extra ISO dates the centre is closed
+    closed_dates: tuple[date, ...] = ()  # extra ISO dates the centre is closed
 
     @field_validator("time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a directory
             raise ValueError(f"{value!r} is not an IANA time zone") from None
         return value
 
@@ -276,6 +276,12 @@ class ApiClient(ConfigModel):
     secret: str | None = None
     secret_hash: str | None = None
     public_keys: tuple[dict[str, str], ...] = ()
+
+    @model_validator(mode="after")
+    def _has_credentials(self) -> ApiClient:
+        if self.secret is None and self.secret_hash is None and not self.public_keys:
+            raise ValueError("give a secret, a secretHash or publicKeys: a client needs a way in")
+        return self
 
     @field_validator("secret_hash")
     @classmethod

@@ -48,9 +48,12 @@ def decrypt_fields(token: str, keys: KeySet, *, field: str = "encryptedData") ->
         )
     try:
         plaintext = jwe.decrypt_compact(token, keys, algorithms=[ALGORITHM, ENCRYPTION]).plaintext
-        content = json.loads(plaintext or b"")
     except (JoseError, ValueError):
         raise InvalidRequest("could not be decrypted", field=field, code="INVALID_JWE") from None
+    try:
+        content = json.loads(plaintext or b"")
+    except ValueError:  # UnicodeDecodeError included
+        content = None
     if not isinstance(content, dict):
         raise InvalidRequest(
             "must decrypt to a JSON object", field=field, code="INVALID_JWE_CONTENT"

@@ -27,6 +27,7 @@ from issuance.domain.errors import Unauthenticated
 TOKEN_ALGORITHM = "HS256"  # noqa: S105 (a name, not a secret)
 ASSERTION_ALGORITHM = "ES256"
 MAX_ASSERTION_LIFETIME = 15 * 60  # seconds, as D1 requires
+CLOCK_SKEW = 60  # seconds of difference tolerated between the issuer's clock and ours
 SCOPE = "d1-api:physical-card:order d1-api:physical-card:read"
 
 
@@ -110,7 +111,11 @@ def verify_assertion(
     claims = token.claims
     moment = now if now is not None else time.time()
     exp = claims.get("exp")
-    if not isinstance(exp, int) or exp <= moment or exp > moment + MAX_ASSERTION_LIFETIME + 60:
+    if (
+        not isinstance(exp, int | float)
+        or exp <= moment
+        or exp > moment + MAX_ASSERTION_LIFETIME + CLOCK_SKEW
+    ):
         raise Unauthenticated(
             "assertion exp must be in the next 15 minutes", field="assertion", code="INVALID_GRANT"
         )
