@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 from issuance.api.app import create_app
 from issuance.cli.config_file import SANDBOX_CONFIG, read_config
 from issuance.db.migrate import upgrade
+from issuance.logging import configure_logging
 from issuance.platform import Platform
 from issuance.services.configuration import load_config
 from issuance.settings import Settings
@@ -170,6 +171,7 @@ class _ThreadedServer(uvicorn.Server):
 @pytest.fixture
 def server(settings: Settings, platform: Platform) -> Iterator[Server]:
     """The real app behind a real uvicorn on a free loopback port, for HTTP tests."""
+    configure_logging(json_output=True)  # the production set-up, redaction included
     config = uvicorn.Config(
         create_app(settings, platform=platform),
         host="127.0.0.1",
