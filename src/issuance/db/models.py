@@ -91,6 +91,7 @@ class OrderRow(Base):
         UniqueConstraint("issuer_id", "issuer_request_id"),
         UniqueConstraint("issuer_id", "active_card_id"),
         Index("ix_orders_issuer_card", "issuer_id", "card_id"),
+        Index("ix_orders_updated_at", "updated_at"),
     )
 
     operation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -107,6 +108,13 @@ class OrderRow(Base):
     start_time: Mapped[datetime]
     end_time: Mapped[datetime | None]
     due_date: Mapped[datetime | None]
+    cancellable_until: Mapped[datetime | None]
+    sla_standing: Mapped[str | None] = mapped_column(String(16))
+    hold: Mapped[str] = mapped_column(String(16), default="NONE", server_default="NONE")
+    shipment: Mapped[dict[str, Any] | None]
+    shipment_status: Mapped[str | None] = mapped_column(String(16))
+    priority: Mapped[str | None] = mapped_column(String(32))
+    materials: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     production_site: Mapped[str | None] = mapped_column(String(64))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(String(255))
@@ -118,6 +126,16 @@ class OrderRow(Base):
     version: Mapped[int] = mapped_column(Integer)  # optimistic lock: a lost update fails
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (SQLAlchemy reads it once)
+
+
+class StockLevelRow(Base):
+    """Units of a stock item left at its issuer's personalization centre."""
+
+    __tablename__ = "stock_levels"
+
+    issuer_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    stock_item_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    quantity: Mapped[int] = mapped_column(Integer)
 
 
 class EventRow(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from issuance.db.models import (
@@ -14,11 +14,12 @@ from issuance.db.models import (
     IssuerRow,
     OrderRow,
     PersonalizationCentreRow,
+    StockLevelRow,
 )
 from issuance.domain.configuration import PlatformConfig
-from issuance.domain.orders import Order
+from issuance.domain.orders import Order, Shipment
 from issuance.domain.programs import IssuerConfig, PersonalizationCentre
-from issuance.domain.statuses import ProductionStatus
+from issuance.domain.statuses import Hold, ProductionStatus, ShipmentStatus
 from issuance.security.tokens import hash_secret
 from issuance.services.unit_of_work import ClientRecord
 
@@ -28,6 +29,13 @@ def _aware(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is not None:
         return moment
     return moment.replace(tzinfo=UTC)
+
+
+UNSETTLED_SHIPMENTS = (
+    ShipmentStatus.IN_TRANSIT.value,
+    ShipmentStatus.UNDELIVERABLE.value,
+    ShipmentStatus.RETURNED.value,
+)
 
 
 def order_from_row(row: OrderRow) -> Order:
@@ -43,11 +51,42 @@ def order_from_row(row: OrderRow) -> Order:
         input_file_name=row.input_file_name,
         end_time=_aware(row.end_time),
         due_date=_aware(row.due_date),
+        cancellable_until=_aware(row.cancellable_until),
         production_site=row.production_site,
         error_code=row.error_code,
         error=row.error,
         reason=row.reason,
+        hold=Hold(row.hold),
+        shipment=_shipment_from(row.shipment),
+        sla_standing=row.sla_standing,
+        priority=row.priority,
+        materials=tuple(row.materials or ()),
+        updated_at=_aware(row.updated_at),
     )
+
+
+def _shipment_from(document: dict[str, Any] | None) -> Shipment | None:
+    if document is None:
+        return None
+    return Shipment(
+        carrier=document["carrier"],
+        tracking_number=document.get("trackingNumber"),
+        tracking_url=document.get("trackingUrl"),
+        status=ShipmentStatus(document["status"]),
+        message=document.get("message"),
+    )
+
+
+def _shipment_document(shipment: Shipment | None) -> dict[str, Any] | None:
+    if shipment is None:
+        return None
+    return {
+        "carrier": shipment.carrier,
+        "trackingNumber": shipment.tracking_number,
+        "trackingUrl": shipment.tracking_url,
+        "status": shipment.status.value,
+        "message": shipment.message,
+    }
 
 
 def copy_state(order: Order, row: OrderRow, now: datetime) -> None:
@@ -57,11 +96,17 @@ def copy_state(order: Order, row: OrderRow, now: datetime) -> None:
     row.active_card_id = order.card_id if order.end_time is None else None
     row.end_time = order.end_time
     row.due_date = order.due_date
+    row.cancellable_until = order.cancellable_until
+    row.sla_standing = order.sla_standing
+    row.hold = order.hold.value
+    row.shipment = _shipment_document(order.shipment)
+    row.shipment_status = order.shipment.status.value if order.shipment else None
+    row.input_file_name = order.input_file_name
     row.production_site = order.production_site
     row.error_code = order.error_code
     row.error = order.error
     row.reason = order.reason
-    row.updated_at = now
+    row.updated_at = order.updated_at or now
 
 
 class SqlOrderRepository:
@@ -93,6 +138,8 @@ class SqlOrderRepository:
             request_fingerprint=fingerprint,
             consumer_id=order.consumer_id,
             card_product_id=order.card_product_id,
+            priority=order.priority,
+            materials=list(order.materials),
             input_file_name=order.input_file_name,
             start_time=order.start_time,
             request=request,
@@ -121,6 +168,47 @@ class SqlOrderRepository:
         )
         return None if row is None else self._track(row)
 
+    def request_of(self, operation_id: str) -> dict[str, Any]:
+        known = self.seen.get(operation_id)
+        row = known[1] if known else self.session.get(OrderRow, operation_id)
+        return dict(row.request) if row is not None else {}
+
+    def latest_for_card(self, issuer_id: str, card_id: str) -> Order | None:
+        row = self.session.scalar(
+            select(OrderRow)
+            .where(OrderRow.issuer_id == issuer_id, OrderRow.card_id == card_id)
+            .order_by(OrderRow.active_card_id.is_(None), OrderRow.start_time.desc())
+            .limit(1)
+        )
+        return None if row is None else self._track(row)
+
+    def in_flight(self, *, limit: int, issuer_id: str | None = None) -> list[Order]:
+        unsettled = or_(
+            OrderRow.active_card_id.is_not(None),
+            and_(
+                OrderRow.production_status == ProductionStatus.CARD_SHIPPED.value,
+                OrderRow.shipment_status.in_(UNSETTLED_SHIPMENTS),
+            ),
+        )
+        query = select(OrderRow).where(unsettled).order_by(OrderRow.updated_at).limit(limit)
+        if issuer_id is not None:
+            query = query.where(OrderRow.issuer_id == issuer_id)
+        return [self._track(row) for row in self.session.scalars(query)]
+
+    def search(
+        self,
+        *,
+        issuer_id: str | None = None,
+        statuses: tuple[str, ...] = (),
+        limit: int = 100,
+    ) -> list[Order]:
+        query = select(OrderRow).order_by(OrderRow.updated_at.desc()).limit(limit)
+        if issuer_id is not None:
+            query = query.where(OrderRow.issuer_id == issuer_id)
+        if statuses:
+            query = query.where(OrderRow.production_status.in_(statuses))
+        return [self._track(row) for row in self.session.scalars(query)]
+
     def for_card(self, issuer_id: str, card_id: str) -> list[tuple[Order, int]]:
         latest = (
             select(EventRow.operation_id, func.max(EventRow.sequence).label("sequence"))
@@ -141,6 +229,51 @@ def _client(row: ApiClientRow) -> ClientRecord:
     return ClientRecord(
         row.client_id, row.issuer_id, row.secret_hash, list(row.public_keys.get("keys", []))
     )
+
+
+class SqlStockRepository:
+    """Stock levels; taking is one conditional UPDATE per item, so two takers never overdraw."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def take(self, issuer_id: str, items: tuple[str, ...]) -> list[str]:
+        savepoint = self.session.begin_nested()
+        missing = [item for item in items if not self._take_one(issuer_id, item)]
+        if missing:
+            savepoint.rollback()
+        else:
+            savepoint.commit()
+        return missing
+
+    def _take_one(self, issuer_id: str, item: str) -> bool:
+        taken = self.session.execute(
+            update(StockLevelRow)
+            .where(
+                StockLevelRow.issuer_id == issuer_id,
+                StockLevelRow.stock_item_id == item,
+                StockLevelRow.quantity >= 1,
+            )
+            .values(quantity=StockLevelRow.quantity - 1)
+        )
+        return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
+
+    def replenish(self, issuer_id: str, item: str, quantity: int) -> int:
+        row = self.session.get(StockLevelRow, (issuer_id, item), with_for_update=True)
+        if row is None:
+            row = StockLevelRow(issuer_id=issuer_id, stock_item_id=item, quantity=0)
+            self.session.add(row)
+        row.quantity += quantity
+        self.session.flush()
+        return row.quantity
+
+    def levels(self, issuer_id: str) -> dict[str, int]:
+        rows = self.session.scalars(
+            select(StockLevelRow)
+            .where(StockLevelRow.issuer_id == issuer_id)
+            .order_by(StockLevelRow.stock_item_id)
+        )
+        return {row.stock_item_id: row.quantity for row in rows}
 
 
 class SqlConfigRepository:
@@ -213,6 +346,15 @@ class SqlConfigRepository:
                 row.config_version += 1
             row.name, row.config, row.loaded_at = issuer.name, document, now
             self.session.flush()
+            for item in issuer.stock_items:  # initial levels; later changes go through replenish
+                if self.session.get(StockLevelRow, (issuer.issuer_id, item.stock_item_id)) is None:
+                    self.session.add(
+                        StockLevelRow(
+                            issuer_id=issuer.issuer_id,
+                            stock_item_id=item.stock_item_id,
+                            quantity=item.quantity,
+                        )
+                    )
             for client in issuer.clients:
                 secret_hash = hash_secret(client.secret) if client.secret else client.secret_hash
                 self.session.merge(

@@ -15,8 +15,12 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from issuance.db.engine import SQLITE_BEGIN
 from issuance.db.models import CardRow, EventRow
-from issuance.db.repositories import SqlConfigRepository, SqlOrderRepository, copy_state
-from issuance.domain.events import event_type
+from issuance.db.repositories import (
+    SqlConfigRepository,
+    SqlOrderRepository,
+    SqlStockRepository,
+    copy_state,
+)
 from issuance.domain.orders import Order
 from issuance.services.unit_of_work import Collision
 
@@ -32,6 +36,7 @@ class SqlUnitOfWork:
             self.session.connection(execution_options={SQLITE_BEGIN: "DEFERRED"})
         self.orders = SqlOrderRepository(self.session)
         self.config = SqlConfigRepository(self.session)
+        self.stock = SqlStockRepository(self.session)
         return self
 
     def __exit__(
@@ -78,7 +83,7 @@ class SqlUnitOfWork:
                     card_id=order.card_id,
                     operation_id=order.operation_id,
                     sequence=sequence,
-                    event_type=event_type(event),
+                    event_type=event.kind.value,
                     payload=operation,
                     occurred_at=event.occurred_at,
                     recorded_at=now,

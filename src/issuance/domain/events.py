@@ -1,37 +1,29 @@
-"""Events an order records as it changes; the unit of work turns each into an outbox row."""
+"""Events an order records as it changes; the unit of work turns each into a journal row."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from issuance.domain.statuses import ProductionStatus
+
+class EventKind(StrEnum):
+    """What changed; stored with the event (stable names, dotted)."""
+
+    ACCEPTED = "order.accepted"  # the order was placed
+    STATUS_CHANGED = "order.status_changed"  # details.status moved
+    HELD = "order.held"  # put on hold by the bureau or the issuer
+    RELEASED = "order.released"  # the hold was lifted
+    SHIPMENT_UPDATED = "order.shipment_updated"  # the carrier reported a new shipment status
+    SLA_STANDING_CHANGED = "order.sla_standing_changed"  # became at risk, or late
 
 
 @dataclass(frozen=True, slots=True)
-class OrderAccepted:
-    """A production order was accepted (`CARD_PROD_REQUESTED`)."""
+class OrderEvent:
+    """One change of an order, with the full operation object right after it."""
 
+    kind: EventKind
     operation_id: str
-    occurred_at: datetime
-    operation: dict[str, Any]  # the operation object right after the change
-
-
-@dataclass(frozen=True, slots=True)
-class StatusChanged:
-    """`details.status` moved from one step to another."""
-
-    operation_id: str
-    previous: ProductionStatus
-    current: ProductionStatus
     occurred_at: datetime
     operation: dict[str, Any]
-
-
-Event = OrderAccepted | StatusChanged
-
-
-def event_type(event: Event) -> str:
-    """The stable name stored with the event, e.g. `order.accepted`."""
-    return {OrderAccepted: "order.accepted", StatusChanged: "order.status_changed"}[type(event)]

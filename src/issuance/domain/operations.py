@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from issuance.domain.statuses import is_cancellable
+
 if TYPE_CHECKING:
     from issuance.domain.orders import Order
 
@@ -28,16 +30,22 @@ def iso_utc(moment: datetime) -> str:
 def operation_object(order: Order, *, sequence: int | None = None) -> dict[str, Any]:
     """The operation in D1's shape; absent optional fields are left out, never null.
 
-    `sequence` is our extension (the per-card event counter): additive, so a D1 receiver that
-    does not know it ignores it.
+    `sequence` is our extension (the per-card event counter), like `details.onHold`,
+    `details.slaStanding` and `details.cancellableUntil`: additive, so a D1 receiver that does
+    not know them ignores them.
     """
     details: dict[str, Any] = {"status": order.production_status.value}
     optional_details = {
         "reason": order.reason,
         "dueDate": iso_utc(order.due_date) if order.due_date else None,
         "productionSite": order.production_site,
+        "shipment": _shipment(order),
         "inputFileName": order.input_file_name,
         "issuerRequestId": order.issuer_request_id,
+        # our extensions, additive:
+        "onHold": order.hold.value if order.hold.value != "NONE" else None,
+        "slaStanding": order.sla_standing,
+        "cancellableUntil": _cancellable_until(order),
     }
     details.update({k: v for k, v in optional_details.items() if v is not None})
     operation: dict[str, Any] = {
@@ -58,3 +66,23 @@ def operation_object(order: Order, *, sequence: int | None = None) -> dict[str, 
     }
     operation.update({k: v for k, v in optional.items() if v is not None})
     return operation
+
+
+def _shipment(order: Order) -> dict[str, str] | None:
+    if order.shipment is None:
+        return None
+    fields = {
+        "carrier": order.shipment.carrier,
+        "trackingNumber": order.shipment.tracking_number,
+        "status": order.shipment.status.value,
+        "message": order.shipment.message,
+        "trackingUrl": order.shipment.tracking_url,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _cancellable_until(order: Order) -> str | None:
+    """Shown only while a cancellation would still be accepted."""
+    if order.cancellable_until is None or not is_cancellable(order.production_status):
+        return None
+    return iso_utc(order.cancellable_until)

@@ -2,28 +2,45 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from issuance.domain.errors import IllegalTransition
-from issuance.domain.events import Event, OrderAccepted, StatusChanged
+from issuance.domain.events import EventKind, OrderEvent
 from issuance.domain.operations import operation_object
 from issuance.domain.statuses import (
+    HOLD_TRANSITIONS,
+    HOLDABLE,
+    SHIPMENT_TRANSITIONS,
     TRANSITIONS,
+    WHILE_HELD,
+    Hold,
     OperationStatus,
     ProductionStatus,
+    ShipmentStatus,
     is_final,
     operation_status,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Shipment:
+    """`details.shipment`: the carrier's view of the parcel."""
+
+    carrier: str
+    tracking_number: str | None = None
+    tracking_url: str | None = None
+    status: ShipmentStatus = ShipmentStatus.IN_TRANSIT
+    message: str | None = None
 
 
 @dataclass(slots=True)
 class Order:
     """A card production order as D1 reports it: an operation with its issuance details.
 
-    State changes go through `move_to`, which consults the transition table, stamps `endTime`
-    when the operation ends and records the event the unit of work writes to the journal.
+    Every change goes through a method that consults a transition table, changes nothing when
+    the move is illegal, and records the event the unit of work writes to the journal.
     """
 
     operation_id: str
@@ -37,11 +54,18 @@ class Order:
     input_file_name: str | None = None
     end_time: datetime | None = None
     due_date: datetime | None = None
+    cancellable_until: datetime | None = None
     production_site: str | None = None
     error_code: str | None = None
     error: str | None = None
     reason: str | None = None
-    events: list[Event] = field(default_factory=list)
+    hold: Hold = Hold.NONE
+    shipment: Shipment | None = None
+    sla_standing: str | None = None
+    priority: str | None = None  # services.priority: production batches are grouped by it
+    materials: tuple[str, ...] = ()  # stock items production consumes, one unit each
+    updated_at: datetime | None = None
+    events: list[OrderEvent] = field(default_factory=list)
 
     @classmethod
     def accept(
@@ -56,9 +80,12 @@ class Order:
         card_product_id: str | None = None,
         input_file_name: str | None = None,
         due_date: datetime | None = None,
+        cancellable_until: datetime | None = None,
         production_site: str | None = None,
+        priority: str | None = None,
+        materials: tuple[str, ...] = (),
     ) -> Order:
-        """A new order at `CARD_PROD_REQUESTED`, with its `OrderAccepted` event recorded."""
+        """A new order at `CARD_PROD_REQUESTED`, with its acceptance recorded."""
         order = cls(
             operation_id=operation_id,
             issuer_id=issuer_id,
@@ -69,9 +96,12 @@ class Order:
             card_product_id=card_product_id,
             input_file_name=input_file_name,
             due_date=due_date,
+            cancellable_until=cancellable_until,
             production_site=production_site,
+            priority=priority,
+            materials=materials,
         )
-        order.events.append(OrderAccepted(operation_id, at, operation_object(order)))
+        order._record(EventKind.ACCEPTED, at)
         return order
 
     def operation(self, *, sequence: int | None = None) -> dict[str, Any]:
@@ -90,21 +120,79 @@ class Order:
         reason: str | None = None,
         error_code: str | None = None,
         error: str | None = None,
+        shipment: Shipment | None = None,
     ) -> None:
-        """Apply one legal step; an illegal one raises and changes nothing."""
-        if target not in TRANSITIONS[self.production_status]:
-            raise IllegalTransition(
-                f"cannot move card {self.card_id} from {self.production_status} to {target}",
-                field="details.status",
-            )
-        previous = self.production_status
+        """Apply one legal production step; an illegal one raises and changes nothing.
+
+        `CARD_SHIPPED` needs the `shipment` it starts; a failure or an exception carries an
+        `errorCode` (the step's name when none is given) and the `reason` as `error`.
+        """
+        self.check_move(target)
+        if target is ProductionStatus.CARD_SHIPPED and shipment is None:
+            raise IllegalTransition("shipping a card needs its carrier", field="shipment.carrier")
         self.production_status = target
         self.reason = reason
-        if self.status is OperationStatus.FAILED:
-            self.error_code = error_code or target.value
-            self.error = error or reason
+        failing = (
+            self.status is OperationStatus.FAILED or target is ProductionStatus.CARD_PROD_EXCEPTION
+        )
+        self.error_code = (error_code or target.value) if failing else None
+        self.error = (error or reason) if failing else None
+        if shipment is not None:
+            self.shipment = replace(shipment, status=ShipmentStatus.IN_TRANSIT)
         if is_final(target):
             self.end_time = at
-        self.events.append(
-            StatusChanged(self.operation_id, previous, target, at, operation_object(self))
-        )
+            self.hold = Hold.NONE
+        self._record(EventKind.STATUS_CHANGED, at)
+
+    def check_move(self, target: ProductionStatus) -> None:
+        """Raise `IllegalTransition` unless `target` is a legal next step now."""
+        if target not in TRANSITIONS[self.production_status]:
+            raise IllegalTransition(
+                f"card {self.card_id} cannot move from {self.production_status} to {target}",
+                field="details.status",
+            )
+        if self.hold is not Hold.NONE and target not in WHILE_HELD:
+            raise IllegalTransition(
+                f"card {self.card_id} is on hold ({self.hold}): release it first",
+                field="details.status",
+                code="ORDER_ON_HOLD",
+            )
+
+    def put_on_hold(self, by: Hold, *, at: datetime, reason: str) -> None:
+        """Hold the order back; only production steps that cancel or fail it remain possible."""
+        if by not in HOLD_TRANSITIONS[self.hold] or self.production_status not in HOLDABLE:
+            raise IllegalTransition(
+                f"card {self.card_id} cannot be held at {self.production_status} (hold: {self.hold})",
+                field="hold",
+            )
+        self.hold, self.reason = by, reason
+        self._record(EventKind.HELD, at)
+
+    def release(self, *, at: datetime) -> None:
+        if Hold.NONE not in HOLD_TRANSITIONS[self.hold]:
+            raise IllegalTransition(f"card {self.card_id} is not on hold", field="hold")
+        self.hold, self.reason = Hold.NONE, None
+        self._record(EventKind.RELEASED, at)
+
+    def update_shipment(
+        self, status: ShipmentStatus, *, at: datetime, message: str | None = None, **changes: str
+    ) -> None:
+        """A carrier report (delivered, returned…) or a re-shipment with new `changes`."""
+        current = self.shipment.status if self.shipment else None
+        if self.shipment is None or status not in SHIPMENT_TRANSITIONS[current]:
+            raise IllegalTransition(
+                f"the shipment of card {self.card_id} cannot move from {current} to {status}",
+                field="details.shipment.status",
+            )
+        self.shipment = replace(self.shipment, status=status, message=message, **changes)
+        self._record(EventKind.SHIPMENT_UPDATED, at)
+
+    def mark_sla(self, standing: str, *, at: datetime) -> None:
+        """Record that the order became at risk of missing its due date, or late."""
+        if standing != self.sla_standing:
+            self.sla_standing = standing
+            self._record(EventKind.SLA_STANDING_CHANGED, at)
+
+    def _record(self, kind: EventKind, at: datetime) -> None:
+        self.updated_at = at
+        self.events.append(OrderEvent(kind, self.operation_id, at, self.operation()))

@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
 import pycountry
 from pydantic import (
     AfterValidator,
@@ -85,7 +86,7 @@ class PersonalizationCentre(ConfigModel):
     time_zone: str
     cut_off: time = time(15, 0)  # local time; requests strictly after it start the next day
     pickup_time: time = time(17, 0)  # local time the carrier collects the day's cards
-    working_days: tuple[Weekday, ...] = (
+    working_days: Annotated[tuple[Weekday, ...], Field(min_length=1)] = (
         Weekday.MON,
         Weekday.TUE,
         Weekday.WED,
@@ -95,6 +96,23 @@ class PersonalizationCentre(ConfigModel):
     holiday_country: CountryCode | None = None  # public holidays from the `holidays` package
     holiday_subdivision: str | None = None
     closed_dates: tuple[date, ...] = ()  # extra ISO dates the centre is closed
+
+    @model_validator(mode="after")
+    def _calendar_is_coherent(self) -> PersonalizationCentre:
+        if self.cut_off > self.pickup_time:
+            raise ValueError("cutOff must not be later than pickupTime")
+        if self.holiday_country is not None:
+            try:
+                holidays.country_holidays(
+                    self.holiday_country, subdiv=self.holiday_subdivision, years=2026
+                )
+            except NotImplementedError:
+                raise ValueError(
+                    f"no public holiday calendar for {self.holiday_country} {self.holiday_subdivision or ''}"
+                ) from None
+        elif self.holiday_subdivision is not None:
+            raise ValueError("holidaySubdivision needs a holidayCountry")
+        return self
 
     @field_validator("time_zone")
     @classmethod

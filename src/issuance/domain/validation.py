@@ -194,3 +194,20 @@ def _shipment_problems(
             "shipment.groupId",
             "a BULK shipment needs a groupId (first-level container)",
         )
+
+
+def materials_for(spec: OrderSpec, issuer: IssuerConfig) -> tuple[str, ...]:
+    """The stock items one card of this (valid) order consumes: body, carrier, packaging, inserts."""
+    product = issuer.card_product(spec.card_product_id)
+    variant = product.variant(spec.card_image) if product else None
+    carrier = next((c for c in issuer.carrier_templates if c.carrier_id == spec.card_carrier), None)
+    packaging = next(
+        (p for p in issuer.packaging_options if p.packaging_id == spec.packaging), None
+    )
+    items = [
+        variant.stock_item_id if variant else None,
+        carrier.stock_item_id if carrier else None,
+        packaging.stock_item_id if packaging else None,
+        *spec.inserts,
+    ]
+    return tuple(item for item in items if item is not None)

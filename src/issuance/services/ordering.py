@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from issuance.domain import sla
 from issuance.domain.errors import Conflict, IdempotencyMismatch, InvalidRequest, NotFound, Problem
 from issuance.domain.orders import Order
-from issuance.domain.programs import IssuerConfig
-from issuance.domain.validation import OrderSpec, validate_order
+from issuance.domain.programs import IssuerConfig, PersonalizationCentre, Program
+from issuance.domain.validation import OrderSpec, materials_for, validate_order
 from issuance.services.unit_of_work import Collision, UnitOfWork
 
 Clock = Callable[[], datetime]
@@ -68,16 +70,23 @@ def place_order(
         product = issuer.card_product(cmd.spec.card_product_id)
         assert product is not None  # validation guarantees it
         program = issuer.program(product.program_id)
+        centre = uow.config.centre(program.personalization_centre_id)
+        received_at = clock()
+        due, cancellable_until = _deadlines(cmd, program, centre, received_at)
         order = Order.accept(
             operation_id=new_id(),
             issuer_id=cmd.issuer_id,
             card_id=cmd.card_id,
-            at=clock(),
+            at=received_at,
             issuer_request_id=cmd.issuer_request_id,
             consumer_id=cmd.consumer_id,
             card_product_id=product.card_product_id,
             input_file_name=cmd.input_file_name,
             production_site=program.personalization_centre_id,
+            due_date=due,
+            cancellable_until=cancellable_until,
+            priority=cmd.spec.priority,
+            materials=materials_for(cmd.spec, issuer),
         )
         uow.orders.add(order, request=cmd.request, fingerprint=cmd.fingerprint, sealed=cmd.sealed)
         try:
@@ -86,6 +95,25 @@ def place_order(
             uow.rollback()
             return _after_collision(cmd, uow)
         return Placement(order.operation_id, replayed=False)
+
+
+def _deadlines(
+    cmd: PlaceOrder, program: Program, centre: PersonalizationCentre | None, received_at: datetime
+) -> tuple[datetime | None, datetime | None]:
+    """The SLA due date, and the cut-off of the production day (cancellation ends there)."""
+    if centre is None:
+        return None, None
+    due = sla.due_date(
+        received_at,
+        centre=centre,
+        rules=program.sla,
+        issuance=cmd.spec.issuance,
+        priority=cmd.spec.priority,
+        shipment_type=cmd.spec.shipment_type,
+    )
+    day = sla.production_day(received_at, centre=centre)
+    cut_off = datetime.combine(day, centre.cut_off, tzinfo=ZoneInfo(centre.time_zone))
+    return due, cut_off.astimezone(UTC)
 
 
 def _issuer(issuer_id: str, uow: UnitOfWork) -> IssuerConfig:

@@ -42,6 +42,40 @@ class OrderRepository(Protocol):
         """Every order of the card, oldest first, each with its latest event sequence."""
         ...
 
+    def request_of(self, operation_id: str) -> dict[str, Any]:
+        """The order's request as accepted (its non-sensitive part)."""
+        ...
+
+    def latest_for_card(self, issuer_id: str, card_id: str) -> Order | None:
+        """The card's current order: the one in progress, else the most recent."""
+        ...
+
+    def in_flight(self, *, limit: int, issuer_id: str | None = None) -> list[Order]:
+        """Orders still moving: in production, or shipped with a shipment not yet settled."""
+        ...
+
+    def search(
+        self,
+        *,
+        issuer_id: str | None = None,
+        statuses: tuple[str, ...] = (),
+        limit: int = 100,
+    ) -> list[Order]:
+        """Orders, most recently changed first."""
+        ...
+
+
+class StockRepository(Protocol):
+    def take(self, issuer_id: str, items: tuple[str, ...]) -> list[str]:
+        """Take one unit of each item, all or none; the items that ran out, if any."""
+        ...
+
+    def replenish(self, issuer_id: str, item: str, quantity: int) -> int:
+        """Add units; the new level."""
+        ...
+
+    def levels(self, issuer_id: str) -> dict[str, int]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ClientRecord:
@@ -75,6 +109,9 @@ class UnitOfWork(Protocol):
 
     @property
     def config(self) -> ConfigRepository: ...
+
+    @property
+    def stock(self) -> StockRepository: ...
 
     def __enter__(self) -> Self: ...
 
