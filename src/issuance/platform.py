@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
 from issuance.db.engine import make_engine
+from issuance.db.sandbox import SandboxClock, SqlScenarioStore
 from issuance.db.unit_of_work import SqlUnitOfWork, unit_of_work_factory
 from issuance.security.keys import KeyRing, load_key_ring
+from issuance.services.simulator import Simulator
 from issuance.settings import Settings
 
 
@@ -34,16 +36,30 @@ class Platform:
     clock: Callable[[], datetime] = field(default=utc_now)
     new_id: Callable[[], str] = field(default=new_operation_id)
 
+    sandbox_clock: SandboxClock | None = None  # set in sandbox mode: time can be advanced
+
     @classmethod
     def build(cls, settings: Settings) -> Platform:
         engine = make_engine(settings.database_url)
         keys = load_key_ring(settings.keys_dir, generate=settings.sandbox)
-        return cls(
+        platform = cls(
             settings=settings,
             engine=engine,
             keys=keys,
             uow=unit_of_work_factory(engine),
             reader=unit_of_work_factory(engine, read_only=True),
+        )
+        if settings.sandbox:
+            platform.sandbox_clock = SandboxClock(engine)
+            platform.clock = platform.sandbox_clock
+        return platform
+
+    def simulator(self) -> Simulator:
+        return Simulator(
+            uow=self.uow,
+            clock=self.clock,
+            scenarios=SqlScenarioStore(self.engine),
+            step=timedelta(seconds=self.settings.simulator_step_seconds),
         )
 
     def close(self) -> None:

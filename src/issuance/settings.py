@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # 1000 cards fit easily
     public_base_url: str = "http://127.0.0.1:8000"
     log_json: bool = False
+    simulator: bool | None = None  # the sandbox bureau; None: on in sandbox mode, off otherwise
+    simulator_step_seconds: float = Field(default=5.0, gt=0)  # sandbox time between two steps
+    simulator_interval_seconds: float = Field(default=1.0, gt=0)  # real time between two rounds
+
+    @property
+    def simulator_enabled(self) -> bool:
+        return self.sandbox if self.simulator is None else self.simulator
 
     @model_validator(mode="after")
     def _sqlite_parent_is_relative_to_cwd(self) -> Settings:

@@ -164,14 +164,14 @@ def test_an_hours_rule_counts_elapsed_hours_across_a_dst_change() -> None:
 
 def test_the_local_date_decides_not_the_utc_date() -> None:
     # Saturday 02:00Z is Friday 22:00 in Newark: with a 23:00 cut-off, D is Friday.
-    late_newark = centre(NEWARK, cut_off=time(23, 0))
+    late_newark = centre(NEWARK, cut_off=time(23, 0), pickup_time=time(23, 30))
     received = utc("2026-03-14 02:00")
 
     assert production_day(received, centre=late_newark) == date(2026, 3, 13)
     due = due_date(
         received, centre=late_newark, rules=DEFAULT_SLA, issuance=CREATION, priority=None
     )
-    assert due == new_york("2026-03-16 17:00")  # Monday; the UTC date would give Tuesday
+    assert due == new_york("2026-03-16 23:30")  # Monday; the UTC date would give Tuesday
 
 
 def test_the_urgent_noon_is_local_noon() -> None:
@@ -350,7 +350,13 @@ def test_shipment_type_is_accepted_and_changes_nothing_yet(
 
 
 def test_a_centre_that_never_works_is_a_configuration_error() -> None:
-    never = centre(PARIS, working_days=())
+    with pytest.raises(ValueError, match="at least 1 item"):
+        centre(PARIS, working_days=())
+
+
+def test_a_centre_closed_for_more_than_a_year_is_refused_at_calculation() -> None:
+    closed = tuple(date(2026, 3, 1) + timedelta(days=n) for n in range(400))
+    never = centre(PARIS, closed_dates=closed)
 
     with pytest.raises(ValueError, match="no working day"):
         production_day(paris("2026-03-10 10:00"), centre=never)

@@ -12,11 +12,12 @@ from fastapi.openapi.utils import get_openapi
 from issuance import __version__
 from issuance.api.errors import install_error_handlers
 from issuance.api.middleware import RequestContext
-from issuance.api.routes import oauth, production, status
+from issuance.api.routes import issuer_actions, oauth, operator, production, sandbox, status
 from issuance.api.routes.meta import router as meta_router
 from issuance.contract.orders import CardsOrderRequest
 from issuance.platform import Platform
 from issuance.settings import Settings
+from issuance.simulation import SimulatorThread
 
 DESCRIPTION = """
 Central card issuance speaking the Thales D1 physical-card API: obtain a token, order a card
@@ -33,14 +34,28 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runner = SimulatorThread(app.state.platform) if settings.simulator_enabled else None
+        if runner is not None:
+            runner.start()
         yield
+        if runner is not None:
+            runner.stop()
         if platform is None:
             app.state.platform.close()
 
     app = FastAPI(title="issuance", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.platform = platform or Platform.build(settings)
     install_error_handlers(app)
-    for router in (oauth.router, production.router, status.router, meta_router):
+    routers = (
+        oauth.router,
+        production.router,
+        status.router,
+        issuer_actions.router,
+        operator.router,
+        sandbox.router,
+        meta_router,
+    )
+    for router in routers:
         app.include_router(router)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

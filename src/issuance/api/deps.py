@@ -60,3 +60,24 @@ def current_issuer(
 
 
 CurrentIssuer = Annotated[Principal, Depends(current_issuer)]
+
+
+def current_operator(
+    platform: PlatformDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """A bureau operator, authenticated by an operator token."""
+    if credentials is None:
+        raise Unauthenticated(
+            "a bearer access token is required", field="Authorization", code="UNAUTHORIZED"
+        )
+    settings = platform.settings
+    principal = verify_token(
+        credentials.credentials, key=platform.keys.token_key, issuer=settings.token_issuer
+    )
+    if not principal.operator:
+        raise Forbidden("this needs an operator token", field="Authorization", code="OPERATOR_ONLY")
+    return principal
+
+
+CurrentOperator = Annotated[Principal, Depends(current_operator)]

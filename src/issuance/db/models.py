@@ -66,6 +66,35 @@ class ApiClientRow(Base):
     public_keys: Mapped[dict[str, Any]]
 
 
+class OperatorRow(Base):
+    """A bureau operator; the secret is kept only as a hash."""
+
+    __tablename__ = "operators"
+
+    operator_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(100))
+
+
+class SandboxClockRow(Base):
+    """The sandbox clock: how far it runs ahead of the real one (one row)."""
+
+    __tablename__ = "sandbox_clock"
+
+    clock_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offset_seconds: Mapped[float]
+
+
+class SandboxScenarioRow(Base):
+    """The path the simulator makes a card follow, and how far along the detour it is."""
+
+    __tablename__ = "sandbox_scenarios"
+
+    issuer_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    card_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    scenario: Mapped[str] = mapped_column(String(32))
+    stage: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class CardRow(Base):
     """One card of one issuer; holds the per-card event sequence counter."""
 

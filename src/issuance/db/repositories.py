@@ -12,6 +12,7 @@ from issuance.db.models import (
     ApiClientRow,
     EventRow,
     IssuerRow,
+    OperatorRow,
     OrderRow,
     PersonalizationCentreRow,
     StockLevelRow,
@@ -300,7 +301,12 @@ class SqlConfigRepository:
 
     def client(self, client_id: str) -> ClientRecord | None:
         row = self.session.get(ApiClientRow, client_id)
-        return None if row is None else _client(row)
+        if row is not None:
+            return _client(row)
+        operator = self.session.get(OperatorRow, client_id)
+        if operator is None:
+            return None
+        return ClientRecord(operator.operator_id, "", operator.secret_hash, [], operator=True)
 
     def clients_of_key(self, kid: str) -> list[ClientRecord]:
         clients = [_client(row) for row in self.session.scalars(select(ApiClientRow))]
@@ -325,43 +331,49 @@ class SqlConfigRepository:
         )
 
     def replace(self, config: PlatformConfig) -> None:
-        """Upsert every centre, issuer and client of `config` (nothing is deleted: orders refer to them)."""
-        now = datetime.now(UTC)
-        for centre in config.personalization_centres:
+        """Upsert every operator, centre, issuer and client (nothing is deleted: orders refer to them)."""
+        for operator in config.operators:
+            secret_hash = hash_secret(operator.secret) if operator.secret else operator.secret_hash
             self.session.merge(
-                PersonalizationCentreRow(
-                    centre_id=centre.centre_id, config=centre.model_dump(mode="json", by_alias=True)
-                )
+                OperatorRow(operator_id=operator.operator_id, secret_hash=secret_hash)
+            )
+        for centre in config.personalization_centres:
+            document = centre.model_dump(mode="json", by_alias=True)
+            self.session.merge(
+                PersonalizationCentreRow(centre_id=centre.centre_id, config=document)
             )
         for issuer in config.issuers:
-            row = self.session.get(IssuerRow, issuer.issuer_id)
-            document = issuer.model_dump(mode="json", by_alias=True, exclude_none=True)
-            for client in document["clients"]:  # keep only the hash of a clear (sandbox) secret
-                if "secret" in client:
-                    client["secretHash"] = hash_secret(client.pop("secret"))
-            if row is None:
-                row = IssuerRow(issuer_id=issuer.issuer_id, config_version=0)
-                self.session.add(row)
-            if row.config != document:
-                row.config_version += 1
-            row.name, row.config, row.loaded_at = issuer.name, document, now
-            self.session.flush()
-            for item in issuer.stock_items:  # initial levels; later changes go through replenish
-                if self.session.get(StockLevelRow, (issuer.issuer_id, item.stock_item_id)) is None:
-                    self.session.add(
-                        StockLevelRow(
-                            issuer_id=issuer.issuer_id,
-                            stock_item_id=item.stock_item_id,
-                            quantity=item.quantity,
-                        )
-                    )
-            for client in issuer.clients:
-                secret_hash = hash_secret(client.secret) if client.secret else client.secret_hash
-                self.session.merge(
-                    ApiClientRow(
-                        client_id=client.client_id,
-                        issuer_id=issuer.issuer_id,
-                        secret_hash=secret_hash,
-                        public_keys={"keys": list(client.public_keys)},
-                    )
+            self._replace_issuer(issuer)
+
+    def _replace_issuer(self, issuer: IssuerConfig) -> None:
+        row = self.session.get(IssuerRow, issuer.issuer_id)
+        document = issuer.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for client in document["clients"]:  # keep only the hash of a clear (sandbox) secret
+            if "secret" in client:
+                client["secretHash"] = hash_secret(client.pop("secret"))
+        if row is None:
+            row = IssuerRow(issuer_id=issuer.issuer_id, config_version=0)
+            self.session.add(row)
+        if row.config != document:
+            row.config_version += 1
+        row.name, row.config, row.loaded_at = issuer.name, document, datetime.now(UTC)
+        self.session.flush()
+        for item in issuer.stock_items:  # initial levels; later changes go through replenish
+            if self.session.get(StockLevelRow, (issuer.issuer_id, item.stock_item_id)) is None:
+                level = StockLevelRow(
+                    issuer_id=issuer.issuer_id,
+                    stock_item_id=item.stock_item_id,
+                    quantity=item.quantity,
                 )
+                self.session.add(level)
+        for client in issuer.clients:
+            secret_hash = hash_secret(client.secret) if client.secret else client.secret_hash
+            keys = {"keys": list(client.public_keys)}
+            self.session.merge(
+                ApiClientRow(
+                    client_id=client.client_id,
+                    issuer_id=issuer.issuer_id,
+                    secret_hash=secret_hash,
+                    public_keys=keys,
+                )
+            )

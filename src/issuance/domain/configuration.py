@@ -16,6 +16,7 @@ from pydantic.alias_generators import to_camel
 from issuance.domain.programs import (
     ConfigModel,
     IssuerConfig,
+    Operator,
     PersonalizationCentre,
     StockKind,
 )
@@ -25,6 +26,7 @@ class PlatformConfig(ConfigModel):
     """The document `issuance config load` reads."""
 
     version: int = Field(default=1, ge=1, le=1)
+    operators: tuple[Operator, ...] = ()
     personalization_centres: tuple[PersonalizationCentre, ...] = Field(min_length=1)
     issuers: tuple[IssuerConfig, ...] = Field(min_length=1)
 
@@ -81,8 +83,12 @@ def _issuer_duplicates(at: str, issuer: IssuerConfig) -> Iterator[str]:
 
 
 def _client_duplicates(config: PlatformConfig) -> Iterator[str]:
-    """Client ids are global: a token names its client, not its issuer."""
+    """Client ids are global (operators included): a token names its client, not its issuer."""
     seen: set[str] = set()
+    for n, operator in enumerate(config.operators):
+        if operator.operator_id in seen:
+            yield f"operators[{n}].operatorId: duplicate id {operator.operator_id!r}"
+        seen.add(operator.operator_id)
     for n, issuer in enumerate(config.issuers):
         for m, client in enumerate(issuer.clients):
             if client.client_id in seen:

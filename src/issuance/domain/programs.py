@@ -309,6 +309,22 @@ class ApiClient(ConfigModel):
         return value
 
 
+class Operator(ConfigModel):
+    """A bureau operator (or operations tool) allowed to drive orders of every issuer."""
+
+    operator_id: Identifier
+    secret: str | None = None  # clear, sandbox only
+    secret_hash: str | None = None  # "sha256:<hex>"
+
+    @model_validator(mode="after")
+    def _has_secret(self) -> Operator:
+        if (self.secret is None) == (self.secret_hash is None):
+            raise ValueError("give exactly one of secret or secretHash")
+        if self.secret_hash is not None and not _SECRET_HASH.match(self.secret_hash):
+            raise ValueError("secretHash must look like sha256:<64 hex digits>")
+        return self
+
+
 class NotificationEndpoint(ConfigModel):
     """Where notifications for this issuer are sent (D1 path appended to `baseUrl`)."""
 

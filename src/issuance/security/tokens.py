@@ -29,14 +29,16 @@ ASSERTION_ALGORITHM = "ES256"
 MAX_ASSERTION_LIFETIME = 15 * 60  # seconds, as D1 requires
 CLOCK_SKEW = 60  # seconds of difference tolerated between the issuer's clock and ours
 SCOPE = "d1-api:physical-card:order d1-api:physical-card:read"
+OPERATOR_SCOPE = "bureau:operate"
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the API client and the one issuer its token is bound to."""
+    """Who is calling: an issuer's API client (bound to that issuer) or a bureau operator."""
 
-    issuer_id: str
+    issuer_id: str  # empty for an operator
     client_id: str
+    operator: bool = False
 
 
 def hash_secret(secret: str) -> str:
@@ -52,15 +54,16 @@ def issue_token(
     principal: Principal, *, key: OctKey, issuer: str, ttl: int, now: float | None = None
 ) -> str:
     moment = int(now if now is not None else time.time())
-    claims = {
+    claims: dict[str, Any] = {
         "iss": issuer,
         "sub": principal.client_id,
-        "issuerId": principal.issuer_id,
-        "scope": SCOPE,
+        "scope": OPERATOR_SCOPE if principal.operator else SCOPE,
         "iat": moment,
         "exp": moment + ttl,
         "jti": uuid.uuid4().hex,
     }
+    if not principal.operator:
+        claims["issuerId"] = principal.issuer_id
     return jwt.encode(
         {"alg": TOKEN_ALGORITHM, "kid": key.kid}, claims, key, algorithms=[TOKEN_ALGORITHM]
     )
@@ -82,6 +85,8 @@ def verify_token(token: str, *, key: OctKey, issuer: str, now: float | None = No
             "the access token is expired or not ours", field="Authorization", code="TOKEN_EXPIRED"
         )
     issuer_id, client_id = claims.get("issuerId"), claims.get("sub")
+    if claims.get("scope") == OPERATOR_SCOPE and isinstance(client_id, str):
+        return Principal(issuer_id="", client_id=client_id, operator=True)
     if not isinstance(issuer_id, str) or not isinstance(client_id, str):
         raise Unauthenticated("the access token is not valid", field="Authorization")
     return Principal(issuer_id=issuer_id, client_id=client_id)

@@ -15,7 +15,9 @@ def by_client_secret(client_id: str, secret: str, *, uow: UnitOfWork) -> Princip
         raise Unauthenticated(
             "unknown client or wrong secret", field="client_secret", code="INVALID_CLIENT"
         )
-    return Principal(issuer_id=client.issuer_id, client_id=client.client_id)
+    return Principal(
+        issuer_id=client.issuer_id, client_id=client.client_id, operator=client.operator
+    )
 
 
 def by_assertion(assertion: str, *, uow: UnitOfWork) -> Principal:

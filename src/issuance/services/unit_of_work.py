@@ -82,9 +82,10 @@ class ClientRecord:
     """An API client as stored: its issuer, its secret hash, its public keys (JWKs)."""
 
     client_id: str
-    issuer_id: str
+    issuer_id: str  # empty for an operator
     secret_hash: str | None
     public_keys: list[dict[str, Any]]
+    operator: bool = False
 
 
 class ConfigRepository(Protocol):

@@ -14,10 +14,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from issuance.domain import sla
-from issuance.domain.errors import InvalidRequest, NotFound
+from issuance.domain.errors import Conflict, InvalidRequest, NotFound
 from issuance.domain.orders import Order, Shipment
 from issuance.domain.statuses import Hold, ProductionStatus, ShipmentStatus
-from issuance.services.unit_of_work import UnitOfWork
+from issuance.services.unit_of_work import Collision, UnitOfWork
 
 Clock = Callable[[], datetime]
 OUT_OF_STOCK = "OUT_OF_STOCK"
@@ -41,6 +41,16 @@ class Action(StrEnum):
     EXCEPTION = "exception"  # stop production, resumable → CARD_PROD_EXCEPTION
     FAIL = "fail"  # reject the card → DATA_EXCEPTION
     CANCEL = "cancel"  # cancel before personalization → CARD_PROD_CANCELED
+
+
+def _commit(uow: UnitOfWork) -> None:
+    """Commit; a concurrent change of the same order is a 409 to retry, not a 500."""
+    try:
+        uow.commit()
+    except Collision:
+        raise Conflict(
+            "the order changed meanwhile; read it again and retry", code="CONCURRENT_UPDATE"
+        ) from None
 
 
 def _card_order(uow: UnitOfWork, issuer_id: str, card_id: str) -> Order:
@@ -83,7 +93,7 @@ def perform(
             )
         else:
             _apply(order, action, now, reason=reason, error_code=error_code, hold_by=hold_by)
-        uow.commit()
+        _commit(uow)
         return order.operation()
 
 
@@ -191,7 +201,7 @@ def decide_return(
             )
         else:
             order.update_shipment(ShipmentStatus.DESTROYED, at=clock(), message=note or "destroyed")
-        uow.commit()
+        _commit(uow)
         return order.operation()
 
 
@@ -216,11 +226,13 @@ def replenish(
                     _S.CARD_PROD_READY, at=clock(), reason=f"stock item {item} replenished"
                 )
                 resumed.append(order.card_id)
-        uow.commit()
+        _commit(uow)
         return level, resumed
 
 
-def batch_production(*, uow: UnitOfWork, clock: Clock, limit: int = 10_000) -> dict[str, list[str]]:
+def batch_production(
+    *, uow: UnitOfWork, clock: Clock, prepared_before: datetime | None = None, limit: int = 10_000
+) -> dict[str, list[str]]:
     """Group prepared orders into production batches and send them to their centres.
 
     Runs after a cut-off: orders at `DATA_PREPARED` are grouped by centre, card product and
@@ -232,13 +244,14 @@ def batch_production(*, uow: UnitOfWork, clock: Clock, limit: int = 10_000) -> d
         now = clock()
         groups: dict[str, list[Order]] = defaultdict(list)
         for order in uow.orders.search(statuses=(_S.DATA_PREPARED.value,), limit=limit):
-            if order.hold is Hold.NONE:
+            ready = prepared_before is None or (order.updated_at or now) <= prepared_before
+            if order.hold is Hold.NONE and ready:
                 groups[_batch_name(order, uow, now)].append(order)
         for name, orders in groups.items():
             for order in orders:
                 order.input_file_name = name
                 order.move_to(_S.CARD_PROD_READY, at=now)
-        uow.commit()
+        _commit(uow)
         return {name: [o.card_id for o in orders] for name, orders in groups.items()}
 
 
@@ -260,5 +273,5 @@ def review_sla(*, uow: UnitOfWork, clock: Clock, limit: int = 10_000) -> int:
             if (order.sla_standing or sla.SlaStanding.ON_TIME) != standing:  # on time is no news
                 order.mark_sla(standing.value, at=now)
                 changed += 1
-        uow.commit()
+        _commit(uow)
         return changed

@@ -1,8 +1,8 @@
-"""workflow: hold, shipment, SLA standing, stock levels
+"""workflow: hold, shipment, SLA standing, stock, operators, sandbox
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 12:17:39.321833
+Create Date: 2026-11-25 12:21:33.208790
 """
 
 from __future__ import annotations
@@ -19,6 +19,26 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "operators",
+        sa.Column("operator_id", sa.String(length=64), nullable=False),
+        sa.Column("secret_hash", sa.String(length=100), nullable=False),
+        sa.PrimaryKeyConstraint("operator_id", name=op.f("pk_operators")),
+    )
+    op.create_table(
+        "sandbox_clock",
+        sa.Column("clock_id", sa.Integer(), nullable=False),
+        sa.Column("offset_seconds", sa.Double(), nullable=False),
+        sa.PrimaryKeyConstraint("clock_id", name=op.f("pk_sandbox_clock")),
+    )
+    op.create_table(
+        "sandbox_scenarios",
+        sa.Column("issuer_id", sa.String(length=10), nullable=False),
+        sa.Column("card_id", sa.String(length=48), nullable=False),
+        sa.Column("scenario", sa.String(length=32), nullable=False),
+        sa.Column("stage", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("issuer_id", "card_id", name=op.f("pk_sandbox_scenarios")),
+    )
     op.create_table(
         "stock_levels",
         sa.Column("issuer_id", sa.String(length=10), nullable=False),
@@ -53,3 +73,6 @@ def downgrade() -> None:
         batch_op.drop_column("cancellable_until")
 
     op.drop_table("stock_levels")
+    op.drop_table("sandbox_scenarios")
+    op.drop_table("sandbox_clock")
+    op.drop_table("operators")
