@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from issuance.cli.config_file import SANDBOX_CONFIG, format_errors, read_config
+from issuance.cli.orders import orders_app, stock_app
 from issuance.settings import Settings
 
 app = typer.Typer(
@@ -21,6 +22,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Load and show the program configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(orders_app, name="orders")
+app.add_typer(stock_app, name="stock")
 err = Console(stderr=True)
 
 

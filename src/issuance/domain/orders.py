@@ -160,7 +160,8 @@ class Order:
 
     def put_on_hold(self, by: Hold, *, at: datetime, reason: str) -> None:
         """Hold the order back; only production steps that cancel or fail it remain possible."""
-        if by not in HOLD_TRANSITIONS[self.hold] or self.production_status not in HOLDABLE:
+        legal = by is not Hold.NONE and by in HOLD_TRANSITIONS[self.hold]
+        if not legal or self.production_status not in HOLDABLE:
             raise IllegalTransition(
                 f"card {self.card_id} cannot be held at {self.production_status} (hold: {self.hold})",
                 field="hold",
