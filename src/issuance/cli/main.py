@@ -24,6 +24,26 @@ config_app = typer.Typer(help="Load and show the program configuration.", no_arg
 app.add_typer(config_app, name="config")
 app.add_typer(orders_app, name="orders")
 app.add_typer(stock_app, name="stock")
+docs_app = typer.Typer(help="Generated documentation.", no_args_is_help=True)
+app.add_typer(docs_app, name="docs")
+
+
+@docs_app.command("lifecycle")
+def docs_lifecycle(
+    write: Annotated[
+        Path | None, typer.Option(help="Replace the generated block in this file.")
+    ] = None,
+) -> None:
+    """The order lifecycle as Mermaid diagrams, drawn from the transition tables."""
+    from issuance.domain.lifecycle import readme_section, replace_section
+
+    if write is None:
+        typer.echo(readme_section())
+        return
+    write.write_text(replace_section(write.read_text()))
+    err.print(f"[green]updated[/green] {write}")
+
+
 err = Console(stderr=True)
 
 

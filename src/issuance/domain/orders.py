@@ -128,8 +128,11 @@ class Order:
         `errorCode` (the step's name when none is given) and the `reason` as `error`.
         """
         self.check_move(target)
-        if target is ProductionStatus.CARD_SHIPPED and shipment is None:
-            raise IllegalTransition("shipping a card needs its carrier", field="shipment.carrier")
+        if (target is ProductionStatus.CARD_SHIPPED) != (shipment is not None):
+            raise IllegalTransition(
+                "a shipment is given when, and only when, the card is shipped",
+                field="shipment.carrier",
+            )
         self.production_status = target
         self.reason = reason
         failing = (

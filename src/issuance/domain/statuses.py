@@ -75,7 +75,8 @@ def is_final(status: ProductionStatus) -> bool:
 
 
 def is_cancellable(status: ProductionStatus) -> bool:
-    """Cancellation is possible only until personalization starts."""
+    """Cancellation is possible while no card is being personalized: before production starts,
+    or in a production exception (a spoiled card waiting to be made again)."""
     return _S.CARD_PROD_CANCELED in TRANSITIONS[status]
 
 
