@@ -110,6 +110,37 @@ def _prepare_sandbox(settings: Settings) -> None:
         platform.close()
 
 
+@app.command()
+def worker(
+    interval: Annotated[float, typer.Option(help="Seconds between two rounds.", min=0.1)] = 30.0,
+    once: Annotated[bool, typer.Option(help="Run one round and exit (for cron).")] = False,
+) -> None:
+    """Run the bureau's schedule: batch prepared orders after each cut-off, flag late orders."""
+    import time
+
+    from issuance.logging import configure_logging
+    from issuance.platform import Platform
+    from issuance.services import workflow
+
+    settings = _settings()
+    configure_logging(json_output=settings.log_json)
+    platform = Platform.build(settings)
+    try:
+        while True:
+            batches = workflow.batch_production(
+                uow=platform.uow(), clock=platform.clock, after_cut_off=True
+            )
+            flagged = workflow.review_sla(uow=platform.uow(), clock=platform.clock)
+            err.print(f"{len(batches)} batch(es), {flagged} SLA flag(s)")
+            if once:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        platform.close()
+
+
 @config_app.command("load")
 def config_load(
     file: Annotated[

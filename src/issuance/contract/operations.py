@@ -31,6 +31,11 @@ class OperationDetails(_Received):
     shipment: ShipmentTracking | None = None
     input_file_name: str | None = None
     issuer_request_id: str | None = None
+    on_hold: str | None = Field(default=None, description="Extension: BUREAU or ISSUER while held")
+    sla_standing: str | None = Field(default=None, description="Extension: AT_RISK or LATE")
+    cancellable_until: str | None = Field(
+        default=None, description="Extension: the order can be cancelled until then"
+    )
 
 
 class Operation(_Received):

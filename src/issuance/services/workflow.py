@@ -231,21 +231,29 @@ def replenish(
 
 
 def batch_production(
-    *, uow: UnitOfWork, clock: Clock, prepared_before: datetime | None = None, limit: int = 10_000
+    *,
+    uow: UnitOfWork,
+    clock: Clock,
+    prepared_before: datetime | None = None,
+    after_cut_off: bool = False,
+    limit: int = 10_000,
 ) -> dict[str, list[str]]:
     """Group prepared orders into production batches and send them to their centres.
 
-    Runs after a cut-off: orders at `DATA_PREPARED` are grouped by centre, card product and
-    priority; each group becomes one batch file, named e.g.
+    Orders at `DATA_PREPARED` are grouped by centre, card product and priority; each group
+    becomes one batch file, named e.g.
     `PC-PARIS_DEMO-DEBIT_STANDARD_20261125-1500.json` (centre-local date and time), which the
-    operations then carry as `inputFileName`.
+    operations then carry as `inputFileName`. With `after_cut_off`, only orders whose production
+    day's cut-off has passed are taken (the worker's schedule); `prepared_before` takes those
+    prepared before a moment (the simulator's).
     """
     with uow:
         now = clock()
         groups: dict[str, list[Order]] = defaultdict(list)
         for order in uow.orders.search(statuses=(_S.DATA_PREPARED.value,), limit=limit):
-            ready = prepared_before is None or (order.updated_at or now) <= prepared_before
-            if order.hold is Hold.NONE and ready:
+            if order.hold is Hold.NONE and _due_for_batch(
+                order, now, prepared_before, after_cut_off
+            ):
                 groups[_batch_name(order, uow, now)].append(order)
         for name, orders in groups.items():
             for order in orders:
@@ -253,6 +261,17 @@ def batch_production(
                 order.move_to(_S.CARD_PROD_READY, at=now)
         _commit(uow)
         return {name: [o.card_id for o in orders] for name, orders in groups.items()}
+
+
+def _due_for_batch(
+    order: Order, now: datetime, prepared_before: datetime | None, after_cut_off: bool
+) -> bool:
+    if prepared_before is not None and (order.updated_at or now) > prepared_before:
+        return False
+    # cancellable_until is the cut-off of the order's production day
+    return not after_cut_off or (
+        order.cancellable_until is not None and order.cancellable_until <= now
+    )
 
 
 def _batch_name(order: Order, uow: UnitOfWork, now: datetime) -> str:

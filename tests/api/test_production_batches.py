@@ -1,0 +1,83 @@
+"""Production batches after the cut-off (the worker's schedule) and the SLA flags, over time."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import select
+
+from issuance.db.models import EventRow
+from issuance.services import workflow
+from issuance.services.workflow import Action
+from tests.conftest import Server
+from tests.factories import IssuerClient, new_card_id, order_body
+
+DAY = 86_400  # seconds
+
+
+def test_prepared_orders_are_batched_once_their_cut_off_has_passed(
+    http: httpx.Client, server: Server
+) -> None:
+    issuer, platform = IssuerClient(http), server.platform
+    cards = [new_card_id() for _ in range(3)]
+    for card_id in cards:
+        assert issuer.order(card_id, order_body(issuer.encrypt())).status_code == 202
+        workflow.perform(
+            Action.PREPARE,
+            issuer_id=issuer.issuer_id,
+            card_id=card_id,
+            uow=platform.uow(),
+            clock=platform.clock,
+        )
+    cut_off = issuer.status(cards[0]).json()["operations"][0]["details"]["cancellableUntil"]
+
+    assert (
+        workflow.batch_production(uow=platform.uow(), clock=platform.clock, after_cut_off=True)
+        == {}
+    )
+
+    http.post("/sandbox/v1/clock:advance", json={"seconds": 2 * DAY})
+    batches = workflow.batch_production(
+        uow=platform.uow(), clock=platform.clock, after_cut_off=True
+    )
+
+    [(name, batched)] = batches.items()
+    assert sorted(batched) == sorted(cards)
+    assert name.startswith("PC-PARIS_DEMO-DEBIT_STANDARD_")
+    for card_id in cards:
+        operation = issuer.status(card_id).json()["operations"][0]
+        assert operation["details"]["status"] == "CARD_PROD_READY"
+        assert operation["inputFileName"] == name
+        assert (
+            operation["details"]["cancellableUntil"] == cut_off
+        )  # still cancellable until it starts
+
+
+def test_sla_flags_at_risk_then_late_with_one_event_each(
+    http: httpx.Client, server: Server
+) -> None:
+    issuer, platform = IssuerClient(http), server.platform
+    card_id = new_card_id()
+    assert issuer.order(card_id, order_body(issuer.encrypt())).status_code == 202
+
+    assert workflow.review_sla(uow=platform.uow(), clock=platform.clock) == 0  # on time: no news
+    standings = []
+    for _ in range(10):
+        http.post("/sandbox/v1/clock:advance", json={"seconds": DAY / 2})
+        workflow.review_sla(uow=platform.uow(), clock=platform.clock)
+        standings.append(
+            issuer.status(card_id).json()["operations"][0]["details"].get("slaStanding")
+        )
+
+    assert "AT_RISK" in standings
+    assert standings[-1] == "LATE"
+    with platform.engine.connect() as connection:
+        kinds = connection.scalars(
+            select(EventRow.event_type)
+            .where(EventRow.card_id == card_id)
+            .order_by(EventRow.sequence)
+        ).all()
+    assert list(kinds) == [
+        "order.accepted",
+        "order.sla_standing_changed",
+        "order.sla_standing_changed",
+    ]
