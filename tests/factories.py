@@ -5,13 +5,17 @@ from __future__ import annotations
 import copy
 import json
 import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from joserfc import jwe
 from joserfc.jwk import ECKey
+from sqlalchemy import Engine, select
 
 from issuance.contract.sensitive import luhn_ok
+from issuance.db.models import EventRow
 
 DEMO = "DEMOBANK01"
 OTHER = "OTHERBNK02"
@@ -118,3 +122,145 @@ class IssuerClient:
     def status(self, card_id: str, *, issuer_id: str | None = None) -> httpx.Response:
         path = f"/banking/v1/issuers/{issuer_id or self.issuer_id}/physicalCards/{card_id}/productionStatus"
         return self.http.get(path, headers=self.headers)
+
+
+# --- Production and shipment workflow: the issuer's actions, the bureau operator, the journal ---
+
+OPERATOR = ("operator", "sandbox-secret-operator")
+
+
+def token_headers(http: httpx.Client, client_id: str, secret: str) -> dict[str, str]:
+    """A bearer header from the client-credentials grant (issuer client or bureau operator)."""
+    answer = http.post(
+        "/authz/v1/oauth2/token",
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+    )
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+class ActingIssuerClient(IssuerClient):
+    """An issuer that also uses the order-action extensions and the sandbox scenario control."""
+
+    def _card_path(self, card_id: str, issuer_id: str | None) -> str:
+        return f"/banking/v1/issuers/{issuer_id or self.issuer_id}/physicalCards/{card_id}"
+
+    def cancel(self, card_id: str, *, issuer_id: str | None = None) -> httpx.Response:
+        path = f"{self._card_path(card_id, issuer_id)}/operations:cancel"
+        return self.http.post(path, headers=self.headers)
+
+    def hold(
+        self, card_id: str, reason: str = "fraud review", *, issuer_id: str | None = None
+    ) -> httpx.Response:
+        path = f"{self._card_path(card_id, issuer_id)}/operations:hold"
+        return self.http.post(path, json={"reason": reason}, headers=self.headers)
+
+    def release(self, card_id: str, *, issuer_id: str | None = None) -> httpx.Response:
+        path = f"{self._card_path(card_id, issuer_id)}/operations:release"
+        return self.http.post(path, headers=self.headers)
+
+    def decide_return(
+        self, card_id: str, decision: str, *, issuer_id: str | None = None, **extra: Any
+    ) -> httpx.Response:
+        path = f"{self._card_path(card_id, issuer_id)}/returnDecision"
+        return self.http.post(path, json={"decision": decision, **extra}, headers=self.headers)
+
+    def set_scenario(self, card_id: str, scenario: str) -> httpx.Response:
+        path = f"/sandbox/v1/issuers/{self.issuer_id}/physicalCards/{card_id}/scenario"
+        return self.http.put(path, json={"scenario": scenario}, headers=self.headers)
+
+    def operation(self, card_id: str) -> dict[str, Any]:
+        """The card's latest PRODUCE operation from productionStatus (asserting a 200)."""
+        answer = self.status(card_id)
+        assert answer.status_code == 200, answer.text
+        operations: list[dict[str, Any]] = answer.json()["operations"]
+        return operations[-1]
+
+
+class OperatorClient:
+    """A bureau operator over real HTTP: `/operator/v1` plus the sandbox clock and simulator."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+        self.headers = token_headers(http, *OPERATOR)
+
+    def orders(
+        self, *statuses: str, issuer_id: str | None = None, limit: int | None = None
+    ) -> httpx.Response:
+        params: dict[str, Any] = {"status": list(statuses)}
+        if issuer_id is not None:
+            params["issuerId"] = issuer_id
+        if limit is not None:
+            params["limit"] = limit
+        return self.http.get("/operator/v1/orders", params=params, headers=self.headers)
+
+    def act(
+        self, card_id: str, action: str, *, issuer_id: str = DEMO, **body: Any
+    ) -> httpx.Response:
+        path = f"/operator/v1/issuers/{issuer_id}/physicalCards/{card_id}/actions/{action}"
+        return self.http.post(path, json=body or None, headers=self.headers)
+
+    def run_batches(self) -> httpx.Response:
+        return self.http.post("/operator/v1/batches:run", headers=self.headers)
+
+    def review_sla(self) -> httpx.Response:
+        return self.http.post("/operator/v1/sla:review", headers=self.headers)
+
+    def stock(self, issuer_id: str = DEMO) -> dict[str, int]:
+        answer = self.http.get(f"/operator/v1/issuers/{issuer_id}/stock", headers=self.headers)
+        assert answer.status_code == 200, answer.text
+        levels: dict[str, int] = answer.json()
+        return levels
+
+    def replenish(self, item: str, quantity: int, *, issuer_id: str = DEMO) -> httpx.Response:
+        path = f"/operator/v1/issuers/{issuer_id}/stock/{item}:replenish"
+        return self.http.post(path, json={"quantity": quantity}, headers=self.headers)
+
+
+def advance_clock(http: httpx.Client, seconds: float) -> str:
+    """Move the sandbox time forward; the new sandbox time (ISO 8601)."""
+    answer = http.post("/sandbox/v1/clock:advance", json={"seconds": seconds})
+    assert answer.status_code == 200, answer.text
+    now: str = answer.json()["now"]
+    return now
+
+
+def tick(http: httpx.Client) -> int:
+    """One simulator round; how many orders it moved."""
+    answer = http.post("/sandbox/v1/simulator:tick")
+    assert answer.status_code == 200, answer.text
+    moved: int = answer.json()["moved"]
+    return moved
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    sequence: int
+    event_type: str
+    payload: dict[str, Any]
+    occurred_at: datetime  # UTC
+
+    @property
+    def status(self) -> str:
+        status: str = self.payload["details"]["status"]
+        return status
+
+
+def journal(engine: Engine, card_id: str, *, issuer_id: str = DEMO) -> list[JournalEntry]:
+    """The card's events as the database holds them, in sequence order."""
+    query = (
+        select(EventRow.sequence, EventRow.event_type, EventRow.payload, EventRow.occurred_at)
+        .where(EventRow.issuer_id == issuer_id, EventRow.card_id == card_id)
+        .order_by(EventRow.sequence)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return [
+        JournalEntry(row.sequence, row.event_type, row.payload, _utc(row.occurred_at))
+        for row in rows
+    ]
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

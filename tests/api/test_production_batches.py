@@ -35,7 +35,7 @@ def test_prepared_orders_are_batched_once_their_cut_off_has_passed(
         == {}
     )
 
-    http.post("/sandbox/v1/clock:advance", json={"seconds": 2 * DAY})
+    http.post("/sandbox/v1/clock:advance", json={"seconds": 2 * DAY}, headers=issuer.headers)
     batches = workflow.batch_production(
         uow=platform.uow(), clock=platform.clock, after_cut_off=True
     )
@@ -62,7 +62,7 @@ def test_sla_flags_at_risk_then_late_with_one_event_each(
     assert workflow.review_sla(uow=platform.uow(), clock=platform.clock) == 0  # on time: no news
     standings = []
     for _ in range(10):
-        http.post("/sandbox/v1/clock:advance", json={"seconds": DAY / 2})
+        http.post("/sandbox/v1/clock:advance", json={"seconds": DAY / 2}, headers=issuer.headers)
         workflow.review_sla(uow=platform.uow(), clock=platform.clock)
         standings.append(
             issuer.status(card_id).json()["operations"][0]["details"].get("slaStanding")

@@ -81,3 +81,21 @@ def current_operator(
 
 
 CurrentOperator = Annotated[Principal, Depends(current_operator)]
+
+
+def any_caller(
+    platform: PlatformDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """Any authenticated caller, issuer or operator (for sandbox controls)."""
+    if credentials is None:
+        raise Unauthenticated(
+            "a bearer access token is required", field="Authorization", code="UNAUTHORIZED"
+        )
+    settings = platform.settings
+    return verify_token(
+        credentials.credentials, key=platform.keys.token_key, issuer=settings.token_issuer
+    )
+
+
+AnyCaller = Annotated[Principal, Depends(any_caller)]

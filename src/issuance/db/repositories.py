@@ -280,18 +280,22 @@ class SqlStockRepository:
 class SqlConfigRepository:
     """Issuer configuration, validated once per version and cached by the process."""
 
-    _cache: ClassVar[dict[tuple[str, int], IssuerConfig]] = {}
+    # Validated configurations by (issuer, version, load time): a version number alone could
+    # repeat across databases used by one process (tests), a load time with it cannot.
+    _cache: ClassVar[dict[tuple[str, int, datetime], IssuerConfig]] = {}
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
     def issuer(self, issuer_id: str) -> IssuerConfig | None:
-        version = self.session.scalar(
-            select(IssuerRow.config_version).where(IssuerRow.issuer_id == issuer_id)
-        )
-        if version is None:
+        stamp = self.session.execute(
+            select(IssuerRow.config_version, IssuerRow.loaded_at).where(
+                IssuerRow.issuer_id == issuer_id
+            )
+        ).first()
+        if stamp is None:
             return None
-        key = (issuer_id, version)
+        key = (issuer_id, stamp.config_version, stamp.loaded_at)
         if key not in self._cache:
             document = self.session.scalar(
                 select(IssuerRow.config).where(IssuerRow.issuer_id == issuer_id)

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from issuance.api.deps import CardIdPath, CurrentIssuer, PlatformDep
+from issuance.api.deps import AnyCaller, CardIdPath, CurrentIssuer, PlatformDep
 from issuance.contract.workflow import ClockAdvance, ScenarioRequest
 from issuance.db.sandbox import SqlScenarioStore
 from issuance.domain.errors import NotFound
@@ -22,7 +22,7 @@ def _sandbox(platform: Platform) -> None:
 
 
 @router.get("/clock", summary="The sandbox time")
-def clock(platform: PlatformDep) -> dict[str, str]:
+def clock(_caller: AnyCaller, platform: PlatformDep) -> dict[str, str]:
     _sandbox(platform)
     return {"now": iso_utc(platform.clock())}
 
@@ -30,7 +30,7 @@ def clock(platform: PlatformDep) -> dict[str, str]:
 @router.post(
     "/clock:advance", summary="Move the sandbox time forward (a day of production in a second)"
 )
-def advance(body: ClockAdvance, platform: PlatformDep) -> dict[str, str]:
+def advance(_caller: AnyCaller, body: ClockAdvance, platform: PlatformDep) -> dict[str, str]:
     _sandbox(platform)
     assert platform.sandbox_clock is not None
     return {"now": iso_utc(platform.sandbox_clock.advance(body.seconds))}
@@ -49,6 +49,6 @@ def set_scenario(
 
 
 @router.post("/simulator:tick", summary="Run one simulator round now")
-def tick(platform: PlatformDep) -> dict[str, int]:
+def tick(_caller: AnyCaller, platform: PlatformDep) -> dict[str, int]:
     _sandbox(platform)
     return {"moved": platform.simulator().tick()}
