@@ -217,17 +217,17 @@ class OperatorClient:
         return self.http.post(path, json={"quantity": quantity}, headers=self.headers)
 
 
-def advance_clock(http: httpx.Client, seconds: float) -> str:
-    """Move the sandbox time forward; the new sandbox time (ISO 8601)."""
-    answer = http.post("/sandbox/v1/clock:advance", json={"seconds": seconds})
+def advance_clock(http: httpx.Client, seconds: float, *, headers: dict[str, str]) -> str:
+    """Move the sandbox time forward (any caller's token); the new sandbox time (ISO 8601)."""
+    answer = http.post("/sandbox/v1/clock:advance", json={"seconds": seconds}, headers=headers)
     assert answer.status_code == 200, answer.text
     now: str = answer.json()["now"]
     return now
 
 
-def tick(http: httpx.Client) -> int:
-    """One simulator round; how many orders it moved."""
-    answer = http.post("/sandbox/v1/simulator:tick")
+def tick(http: httpx.Client, *, headers: dict[str, str]) -> int:
+    """One simulator round (any caller's token); how many orders it moved."""
+    answer = http.post("/sandbox/v1/simulator:tick", headers=headers)
     assert answer.status_code == 200, answer.text
     moved: int = answer.json()["moved"]
     return moved

@@ -32,6 +32,9 @@ class ReturnDecisionRequest(WireModel):
     """`RESHIP` (optionally with the new tracking number) or `DESTROY`."""
 
     decision: Annotated[str, StringConstraints(pattern=r"^(RESHIP|DESTROY)$")]
+    tracking_number: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,64}$")] | None = (
+        None
+    )
     note: Note | None = None
 
 

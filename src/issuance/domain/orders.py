@@ -172,9 +172,17 @@ class Order:
         self.hold, self.reason = by, reason
         self._record(EventKind.HELD, at)
 
-    def release(self, *, at: datetime) -> None:
+    def release(self, *, at: datetime, by: Hold | None = None) -> None:
+        """Lift the hold; `by`, when given, must be who holds it (an issuer cannot lift the
+        bureau's quality hold, nor the bureau an issuer's fraud review)."""
         if Hold.NONE not in HOLD_TRANSITIONS[self.hold]:
             raise IllegalTransition(f"card {self.card_id} is not on hold", field="hold")
+        if by is not None and by is not self.hold:
+            raise IllegalTransition(
+                f"card {self.card_id} is held by {self.hold}; only they can release it",
+                field="hold",
+                code="HOLD_NOT_YOURS",
+            )
         self.hold, self.reason = Hold.NONE, None
         self._record(EventKind.RELEASED, at)
 

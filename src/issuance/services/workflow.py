@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from issuance.domain import sla
-from issuance.domain.errors import Conflict, InvalidRequest, NotFound
+from issuance.domain.errors import Conflict, IllegalTransition, InvalidRequest, NotFound
 from issuance.domain.orders import Order, Shipment
 from issuance.domain.statuses import Hold, ProductionStatus, ShipmentStatus
 from issuance.services.unit_of_work import Collision, UnitOfWork
@@ -92,6 +92,8 @@ def perform(
                 tracking_url=tracking_url,
             )
         else:
+            if action is Action.QUEUE:  # a batch of one, named like the scheduled ones
+                order.input_file_name = _batch_name(order, uow, now)
             _apply(order, action, now, reason=reason, error_code=error_code, hold_by=hold_by)
         _commit(uow)
         return order.operation()
@@ -113,6 +115,10 @@ _SHIPMENT_STEPS = {
 }
 
 
+_ONLY_FROM = {Action.QUEUE: _S.DATA_PREPARED, Action.RESUME: _S.CARD_PROD_EXCEPTION}
+"""Actions that share a target step but not a source: `queue` batches, `resume` recovers."""
+
+
 def _apply(
     order: Order,
     action: Action,
@@ -122,6 +128,12 @@ def _apply(
     error_code: str | None,
     hold_by: Hold,
 ) -> None:
+    source = _ONLY_FROM.get(action)
+    if source is not None and order.production_status is not source:
+        raise IllegalTransition(
+            f"{action.value} applies to an order at {source}, not {order.production_status}",
+            field="details.status",
+        )
     if action in _SIMPLE_STEPS:
         order.move_to(_SIMPLE_STEPS[action], at=now, reason=reason, error_code=error_code)
     elif action in _SHIPMENT_STEPS:
@@ -129,7 +141,7 @@ def _apply(
     elif action is Action.HOLD:
         order.put_on_hold(hold_by, at=now, reason=reason or "held")
     elif action is Action.RELEASE:
-        order.release(at=now)
+        order.release(at=now, by=hold_by)
 
 
 def _start(order: Order, uow: UnitOfWork, now: datetime) -> None:
@@ -213,15 +225,14 @@ def replenish(
         raise InvalidRequest("must be at least 1", field="quantity")
     with uow:
         level = uow.stock.replenish(issuer_id, item, quantity)
+        levels = uow.stock.levels(issuer_id)
         resumed = []
         for order in uow.orders.search(
             issuer_id=issuer_id, statuses=(_S.CARD_PROD_EXCEPTION.value,), limit=10_000
         ):
-            if (
-                order.error_code == OUT_OF_STOCK
-                and item in order.materials
-                and order.hold is Hold.NONE
-            ):
+            waiting = order.error_code == OUT_OF_STOCK and item in order.materials
+            available = all(levels.get(material, 0) >= 1 for material in order.materials)
+            if waiting and available and order.hold is Hold.NONE:
                 order.move_to(
                     _S.CARD_PROD_READY, at=clock(), reason=f"stock item {item} replenished"
                 )

@@ -67,6 +67,7 @@ def release(issuer: CurrentIssuer, card_id: CardIdPath, platform: PlatformDep) -
         card_id=card_id,
         uow=platform.uow(),
         clock=platform.clock,
+        hold_by=Hold.ISSUER,  # the issuer lifts its own holds only
     )
 
 
@@ -82,5 +83,6 @@ def return_decision(
         card_id=card_id,
         uow=platform.uow(),
         clock=platform.clock,
+        tracking_number=body.tracking_number,
         note=body.note,
     )
