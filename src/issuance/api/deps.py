@@ -36,66 +36,44 @@ _bearer = HTTPBearer(
 )
 
 
-def current_issuer(
-    issuer_id: IssuerIdPath,
-    platform: PlatformDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """The caller, who must hold a valid token bound to the issuer named in the path."""
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def any_caller(platform: PlatformDep, credentials: BearerCredentials) -> Principal:
+    """Whoever holds a valid token, issuer or operator (the sandbox controls ask no more)."""
     if credentials is None:
         raise Unauthenticated(
             "a bearer access token is required", field="Authorization", code="UNAUTHORIZED"
         )
-    settings = platform.settings
-    principal = verify_token(
-        credentials.credentials, key=platform.keys.token_key, issuer=settings.token_issuer
+    return verify_token(
+        credentials.credentials,
+        key=platform.keys.token_key,
+        issuer=platform.settings.token_issuer,
     )
-    if principal.issuer_id != issuer_id:
+
+
+AnyCaller = Annotated[Principal, Depends(any_caller)]
+
+
+def current_issuer(issuer_id: IssuerIdPath, caller: AnyCaller) -> Principal:
+    """The caller, who must hold a valid token bound to the issuer named in the path."""
+    if caller.operator or caller.issuer_id != issuer_id:
         raise Forbidden(
             f"this token is not valid for issuer {issuer_id}",
             field="issuerId",
             code="ISSUER_MISMATCH",
         )
-    return principal
+    return caller
 
 
 CurrentIssuer = Annotated[Principal, Depends(current_issuer)]
 
 
-def current_operator(
-    platform: PlatformDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+def current_operator(caller: AnyCaller) -> Principal:
     """A bureau operator, authenticated by an operator token."""
-    if credentials is None:
-        raise Unauthenticated(
-            "a bearer access token is required", field="Authorization", code="UNAUTHORIZED"
-        )
-    settings = platform.settings
-    principal = verify_token(
-        credentials.credentials, key=platform.keys.token_key, issuer=settings.token_issuer
-    )
-    if not principal.operator:
+    if not caller.operator:
         raise Forbidden("this needs an operator token", field="Authorization", code="OPERATOR_ONLY")
-    return principal
+    return caller
 
 
 CurrentOperator = Annotated[Principal, Depends(current_operator)]
-
-
-def any_caller(
-    platform: PlatformDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """Any authenticated caller, issuer or operator (for sandbox controls)."""
-    if credentials is None:
-        raise Unauthenticated(
-            "a bearer access token is required", field="Authorization", code="UNAUTHORIZED"
-        )
-    settings = platform.settings
-    return verify_token(
-        credentials.credentials, key=platform.keys.token_key, issuer=settings.token_issuer
-    )
-
-
-AnyCaller = Annotated[Principal, Depends(any_caller)]
