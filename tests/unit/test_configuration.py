@@ -9,15 +9,9 @@ import pytest
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from issuance.domain.centres import PersonalizationCentre
 from issuance.domain.configuration import PlatformConfig
-from issuance.domain.programs import (
-    DEFAULT_SLA,
-    BinRange,
-    CardProduct,
-    IssuanceType,
-    PersonalizationCentre,
-    SlaRule,
-)
+from issuance.domain.programs import DEFAULT_SLA, BinRange, CardProduct, IssuanceType, SlaRule
 from tests.unit.builders import DEMO, sandbox_document
 
 Document = dict[str, Any]

@@ -12,14 +12,8 @@ import pytest
 from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
-from issuance.domain.programs import (
-    DEFAULT_SLA,
-    IssuanceType,
-    PersonalizationCentre,
-    ShipmentType,
-    SlaRule,
-    Weekday,
-)
+from issuance.domain.centres import PersonalizationCentre, Weekday
+from issuance.domain.programs import DEFAULT_SLA, IssuanceType, ShipmentType, SlaRule
 from issuance.domain.sla import (
     DEFAULT_AT_RISK_FRACTION,
     SlaStanding,

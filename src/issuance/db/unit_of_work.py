@@ -13,14 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from issuance.db.config_repositories import SqlConfigRepository, SqlStockRepository
 from issuance.db.engine import SQLITE_BEGIN
 from issuance.db.models import CardRow, EventRow
-from issuance.db.repositories import (
-    SqlConfigRepository,
-    SqlOrderRepository,
-    SqlStockRepository,
-    copy_state,
-)
+from issuance.db.repositories import SqlOrderRepository, copy_state
 from issuance.domain.orders import Order
 from issuance.services.unit_of_work import Collision
 

@@ -13,13 +13,10 @@ from collections.abc import Iterable, Iterator
 from pydantic import Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from issuance.domain.programs import (
-    ConfigModel,
-    IssuerConfig,
-    Operator,
-    PersonalizationCentre,
-    StockKind,
-)
+from issuance.domain.centres import PersonalizationCentre
+from issuance.domain.parties import Operator
+from issuance.domain.programs import IssuerConfig, StockKind
+from issuance.domain.programs_base import ConfigModel
 
 
 class PlatformConfig(ConfigModel):

@@ -11,53 +11,24 @@ The YAML and JSON forms use D1's camelCase; Python code uses snake_case attribut
 
 from __future__ import annotations
 
-import re
-from datetime import date, time
+from datetime import time
 from enum import StrEnum
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
-import pycountry
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
-    field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 
-Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-IssuerId = Annotated[str, StringConstraints(min_length=10, max_length=10)]
-
-
-def _known_country(code: str) -> str:
-    if pycountry.countries.get(alpha_2=code) is None:
-        raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 country code")
-    return code
-
-
-def _known_language(code: str) -> str:
-    if pycountry.languages.get(alpha_2=code) is None:
-        raise ValueError(f"{code!r} is not an ISO 639-1 language code")
-    return code
-
-
-CountryCode = Annotated[
-    str, StringConstraints(pattern=r"^[A-Z]{2}$"), AfterValidator(_known_country)
-]
-LanguageCode = Annotated[
-    str, StringConstraints(pattern=r"^[a-z]{2}$"), AfterValidator(_known_language)
-]
-
-
-class ConfigModel(BaseModel):
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
-    )
+from issuance.domain.parties import Address, ApiClient, NotificationEndpoint
+from issuance.domain.programs_base import (
+    ConfigModel,
+    CountryCode,
+    Identifier,
+    IssuerId,
+    LanguageCode,
+)
 
 
 class IssuanceType(StrEnum):
@@ -66,62 +37,6 @@ class IssuanceType(StrEnum):
     CREATION = "CREATION"  # a new card for a new cardholder
     RENEWAL = "RENEWAL"  # the card nears its expiry date
     REPLACEMENT = "REPLACEMENT"  # the card was lost, stolen or damaged
-
-
-class Weekday(StrEnum):
-    MON = "MON"
-    TUE = "TUE"
-    WED = "WED"
-    THU = "THU"
-    FRI = "FRI"
-    SAT = "SAT"
-    SUN = "SUN"
-
-
-class PersonalizationCentre(ConfigModel):
-    """A site that personalizes cards: its clock and calendar drive the SLA due date."""
-
-    centre_id: Identifier
-    name: str
-    time_zone: str
-    cut_off: time = time(15, 0)  # local time; requests strictly after it start the next day
-    pickup_time: time = time(17, 0)  # local time the carrier collects the day's cards
-    working_days: Annotated[tuple[Weekday, ...], Field(min_length=1)] = (
-        Weekday.MON,
-        Weekday.TUE,
-        Weekday.WED,
-        Weekday.THU,
-        Weekday.FRI,
-    )
-    holiday_country: CountryCode | None = None  # public holidays from the `holidays` package
-    holiday_subdivision: str | None = None
-    closed_dates: tuple[date, ...] = ()  # extra ISO dates the centre is closed
-
-    @model_validator(mode="after")
-    def _calendar_is_coherent(self) -> PersonalizationCentre:
-        if self.cut_off > self.pickup_time:
-            raise ValueError("cutOff must not be later than pickupTime")
-        if self.holiday_country is not None:
-            try:
-                holidays.country_holidays(
-                    self.holiday_country, subdiv=self.holiday_subdivision, years=2026
-                )
-            except NotImplementedError:
-                raise ValueError(
-                    f"no public holiday calendar for {self.holiday_country} {self.holiday_subdivision or ''}"
-                ) from None
-        elif self.holiday_subdivision is not None:
-            raise ValueError("holidaySubdivision needs a holidayCountry")
-        return self
-
-    @field_validator("time_zone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a directory
-            raise ValueError(f"{value!r} is not an IANA time zone") from None
-        return value
 
 
 class StockKind(StrEnum):
@@ -265,72 +180,6 @@ class Program(ConfigModel):
         "URGENT",
     )
     sla: tuple[SlaRule, ...] = DEFAULT_SLA
-
-
-class Address(ConfigModel):
-    """A postal address in D1's shape."""
-
-    company_name: str | None = None
-    line1: str
-    line2: str | None = None
-    line3: str | None = None
-    zip_code: str
-    city: str
-    state: str | None = None
-    country_code: CountryCode
-
-
-_SECRET_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-class ApiClient(ConfigModel):
-    """Credentials an issuer backend uses to obtain tokens.
-
-    `secret` (clear, sandbox only) or `secretHash` ("sha256:<hex>") serve the client-credentials
-    grant; `publicKeys` (EC P-256 JWKs with a `kid`) serve D1's JWT-bearer grant.
-    """
-
-    client_id: Identifier
-    secret: str | None = None
-    secret_hash: str | None = None
-    public_keys: tuple[dict[str, str], ...] = ()
-
-    @model_validator(mode="after")
-    def _has_credentials(self) -> ApiClient:
-        if self.secret is None and self.secret_hash is None and not self.public_keys:
-            raise ValueError("give a secret, a secretHash or publicKeys: a client needs a way in")
-        return self
-
-    @field_validator("secret_hash")
-    @classmethod
-    def _hash_form(cls, value: str | None) -> str | None:
-        if value is not None and not _SECRET_HASH.match(value):
-            raise ValueError("secretHash must look like sha256:<64 hex digits>")
-        return value
-
-
-class Operator(ConfigModel):
-    """A bureau operator (or operations tool) allowed to drive orders of every issuer."""
-
-    operator_id: Identifier
-    secret: str | None = None  # clear, sandbox only
-    secret_hash: str | None = None  # "sha256:<hex>"
-
-    @model_validator(mode="after")
-    def _has_secret(self) -> Operator:
-        if (self.secret is None) == (self.secret_hash is None):
-            raise ValueError("give exactly one of secret or secretHash")
-        if self.secret_hash is not None and not _SECRET_HASH.match(self.secret_hash):
-            raise ValueError("secretHash must look like sha256:<64 hex digits>")
-        return self
-
-
-class NotificationEndpoint(ConfigModel):
-    """Where notifications for this issuer are sent (D1 path appended to `baseUrl`)."""
-
-    endpoint_id: Identifier
-    base_url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
-    max_operations_per_call: int = Field(default=10, ge=1, le=1000)
 
 
 class IssuerConfig(ConfigModel):

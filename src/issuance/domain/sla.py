@@ -39,13 +39,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from issuance.domain.programs import (
-    IssuanceType,
-    PersonalizationCentre,
-    ShipmentType,
-    SlaRule,
-    Weekday,
-)
+from issuance.domain.centres import PersonalizationCentre, Weekday
+from issuance.domain.programs import IssuanceType, ShipmentType, SlaRule
 
 FALLBACK_WORKING_DAYS = 1  # working days after D when no rule matches: D1's typical D+1
 DEFAULT_AT_RISK_FRACTION = 0.8  # share of the SLA window elapsed from which an order is at risk

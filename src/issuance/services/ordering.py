@@ -9,9 +9,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from issuance.domain import sla
+from issuance.domain.centres import PersonalizationCentre
 from issuance.domain.errors import Conflict, IdempotencyMismatch, InvalidRequest, NotFound, Problem
 from issuance.domain.orders import Order
-from issuance.domain.programs import IssuerConfig, PersonalizationCentre, Program
+from issuance.domain.programs import IssuerConfig, Program
 from issuance.domain.validation import OrderSpec, materials_for, validate_order
 from issuance.services.unit_of_work import Collision, UnitOfWork
 

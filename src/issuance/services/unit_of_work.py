@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from issuance.domain.centres import PersonalizationCentre
 from issuance.domain.configuration import PlatformConfig
 from issuance.domain.orders import Order
-from issuance.domain.programs import IssuerConfig, PersonalizationCentre
+from issuance.domain.programs import IssuerConfig
 
 
 class Collision(Exception):

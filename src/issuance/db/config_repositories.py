@@ -1,0 +1,179 @@
+"""Issuer configuration, operators, API clients and stock levels, stored as rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from issuance.db.models import (
+    ApiClientRow,
+    IssuerRow,
+    OperatorRow,
+    PersonalizationCentreRow,
+    StockLevelRow,
+)
+from issuance.domain.centres import PersonalizationCentre
+from issuance.domain.configuration import PlatformConfig
+from issuance.domain.programs import IssuerConfig
+from issuance.security.tokens import hash_secret
+from issuance.services.unit_of_work import ClientRecord
+
+
+def _client(row: ApiClientRow) -> ClientRecord:
+    return ClientRecord(
+        row.client_id, row.issuer_id, row.secret_hash, list(row.public_keys.get("keys", []))
+    )
+
+
+class SqlStockRepository:
+    """Stock levels; taking is one conditional UPDATE per item, so two takers never overdraw."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def take(self, issuer_id: str, items: tuple[str, ...]) -> list[str]:
+        savepoint = self.session.begin_nested()
+        missing = [item for item in items if not self._take_one(issuer_id, item)]
+        if missing:
+            savepoint.rollback()
+        else:
+            savepoint.commit()
+        return missing
+
+    def _take_one(self, issuer_id: str, item: str) -> bool:
+        taken = self.session.execute(
+            update(StockLevelRow)
+            .where(
+                StockLevelRow.issuer_id == issuer_id,
+                StockLevelRow.stock_item_id == item,
+                StockLevelRow.quantity >= 1,
+            )
+            .values(quantity=StockLevelRow.quantity - 1)
+        )
+        return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
+
+    def replenish(self, issuer_id: str, item: str, quantity: int) -> int:
+        row = self.session.get(StockLevelRow, (issuer_id, item), with_for_update=True)
+        if row is None:
+            row = StockLevelRow(issuer_id=issuer_id, stock_item_id=item, quantity=0)
+            self.session.add(row)
+        row.quantity += quantity
+        self.session.flush()
+        return row.quantity
+
+    def levels(self, issuer_id: str) -> dict[str, int]:
+        rows = self.session.scalars(
+            select(StockLevelRow)
+            .where(StockLevelRow.issuer_id == issuer_id)
+            .order_by(StockLevelRow.stock_item_id)
+        )
+        return {row.stock_item_id: row.quantity for row in rows}
+
+
+class SqlConfigRepository:
+    """Issuer configuration, validated once per version and cached by the process."""
+
+    # Validated configurations by (issuer, version, load time): a version number alone could
+    # repeat across databases used by one process (tests), a load time with it cannot.
+    _cache: ClassVar[dict[tuple[str, int, datetime], IssuerConfig]] = {}
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def issuer(self, issuer_id: str) -> IssuerConfig | None:
+        stamp = self.session.execute(
+            select(IssuerRow.config_version, IssuerRow.loaded_at).where(
+                IssuerRow.issuer_id == issuer_id
+            )
+        ).first()
+        if stamp is None:
+            return None
+        key = (issuer_id, stamp.config_version, stamp.loaded_at)
+        if key not in self._cache:
+            document = self.session.scalar(
+                select(IssuerRow.config).where(IssuerRow.issuer_id == issuer_id)
+            )
+            self._cache[key] = IssuerConfig.model_validate(document)
+        return self._cache[key]
+
+    def client(self, client_id: str) -> ClientRecord | None:
+        row = self.session.get(ApiClientRow, client_id)
+        if row is not None:
+            return _client(row)
+        operator = self.session.get(OperatorRow, client_id)
+        if operator is None:
+            return None
+        return ClientRecord(operator.operator_id, "", operator.secret_hash, [], operator=True)
+
+    def clients_of_key(self, kid: str) -> list[ClientRecord]:
+        clients = [_client(row) for row in self.session.scalars(select(ApiClientRow))]
+        return [c for c in clients if any(k.get("kid") == kid for k in c.public_keys)]
+
+    def centre(self, centre_id: str) -> PersonalizationCentre | None:
+        row = self.session.get(PersonalizationCentreRow, centre_id)
+        return None if row is None else PersonalizationCentre.model_validate(row.config)
+
+    def current(self) -> PlatformConfig | None:
+        centres = self.session.scalars(
+            select(PersonalizationCentreRow).order_by(PersonalizationCentreRow.centre_id)
+        ).all()
+        issuers = self.session.scalars(select(IssuerRow).order_by(IssuerRow.issuer_id)).all()
+        if not issuers:
+            return None
+        return PlatformConfig.model_validate(
+            {
+                "personalizationCentres": [c.config for c in centres],
+                "issuers": [i.config for i in issuers],
+            }
+        )
+
+    def replace(self, config: PlatformConfig) -> None:
+        """Upsert every operator, centre, issuer and client (nothing is deleted: orders refer to them)."""
+        for operator in config.operators:
+            secret_hash = hash_secret(operator.secret) if operator.secret else operator.secret_hash
+            self.session.merge(
+                OperatorRow(operator_id=operator.operator_id, secret_hash=secret_hash)
+            )
+        for centre in config.personalization_centres:
+            document = centre.model_dump(mode="json", by_alias=True)
+            self.session.merge(
+                PersonalizationCentreRow(centre_id=centre.centre_id, config=document)
+            )
+        for issuer in config.issuers:
+            self._replace_issuer(issuer)
+
+    def _replace_issuer(self, issuer: IssuerConfig) -> None:
+        row = self.session.get(IssuerRow, issuer.issuer_id)
+        document = issuer.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for client in document["clients"]:  # keep only the hash of a clear (sandbox) secret
+            if "secret" in client:
+                client["secretHash"] = hash_secret(client.pop("secret"))
+        if row is None:
+            row = IssuerRow(issuer_id=issuer.issuer_id, config_version=0)
+            self.session.add(row)
+        if row.config != document:
+            row.config_version += 1
+        row.name, row.config, row.loaded_at = issuer.name, document, datetime.now(UTC)
+        self.session.flush()
+        for item in issuer.stock_items:  # initial levels; later changes go through replenish
+            if self.session.get(StockLevelRow, (issuer.issuer_id, item.stock_item_id)) is None:
+                level = StockLevelRow(
+                    issuer_id=issuer.issuer_id,
+                    stock_item_id=item.stock_item_id,
+                    quantity=item.quantity,
+                )
+                self.session.add(level)
+        for client in issuer.clients:
+            secret_hash = hash_secret(client.secret) if client.secret else client.secret_hash
+            keys = {"keys": list(client.public_keys)}
+            self.session.merge(
+                ApiClientRow(
+                    client_id=client.client_id,
+                    issuer_id=issuer.issuer_id,
+                    secret_hash=secret_hash,
+                    public_keys=keys,
+                )
+            )

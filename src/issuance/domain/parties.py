@@ -1,0 +1,76 @@
+"""Who talks to the platform, and where: API clients, operators, endpoints, addresses."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from issuance.domain.programs_base import ConfigModel, CountryCode, Identifier
+
+
+class Address(ConfigModel):
+    """A postal address in D1's shape."""
+
+    company_name: str | None = None
+    line1: str
+    line2: str | None = None
+    line3: str | None = None
+    zip_code: str
+    city: str
+    state: str | None = None
+    country_code: CountryCode
+
+
+_SECRET_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class ApiClient(ConfigModel):
+    """Credentials an issuer backend uses to obtain tokens.
+
+    `secret` (clear, sandbox only) or `secretHash` ("sha256:<hex>") serve the client-credentials
+    grant; `publicKeys` (EC P-256 JWKs with a `kid`) serve D1's JWT-bearer grant.
+    """
+
+    client_id: Identifier
+    secret: str | None = None
+    secret_hash: str | None = None
+    public_keys: tuple[dict[str, str], ...] = ()
+
+    @model_validator(mode="after")
+    def _has_credentials(self) -> ApiClient:
+        if self.secret is None and self.secret_hash is None and not self.public_keys:
+            raise ValueError("give a secret, a secretHash or publicKeys: a client needs a way in")
+        return self
+
+    @field_validator("secret_hash")
+    @classmethod
+    def _hash_form(cls, value: str | None) -> str | None:
+        if value is not None and not _SECRET_HASH.match(value):
+            raise ValueError("secretHash must look like sha256:<64 hex digits>")
+        return value
+
+
+class Operator(ConfigModel):
+    """A bureau operator (or operations tool) allowed to drive orders of every issuer."""
+
+    operator_id: Identifier
+    secret: str | None = None  # clear, sandbox only
+    secret_hash: str | None = None  # "sha256:<hex>"
+
+    @model_validator(mode="after")
+    def _has_secret(self) -> Operator:
+        if (self.secret is None) == (self.secret_hash is None):
+            raise ValueError("give exactly one of secret or secretHash")
+        if self.secret_hash is not None and not _SECRET_HASH.match(self.secret_hash):
+            raise ValueError("secretHash must look like sha256:<64 hex digits>")
+        return self
+
+
+class NotificationEndpoint(ConfigModel):
+    """Where notifications for this issuer are sent (D1 path appended to `baseUrl`)."""
+
+    endpoint_id: Identifier
+    base_url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
+    max_operations_per_call: int = Field(default=10, ge=1, le=1000)
