@@ -145,7 +145,13 @@ def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def settings(database_url: str, keys_dir: Path) -> Settings:
-    return Settings(database_url=database_url, keys_dir=keys_dir, sandbox=True, simulator=False)
+    return Settings(
+        database_url=database_url,
+        keys_dir=keys_dir,
+        sandbox=True,
+        simulator=False,
+        deliver_in_server=False,
+    )
 
 
 @pytest.fixture

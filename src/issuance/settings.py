@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     simulator_step_seconds: float = Field(default=5.0, gt=0)  # sandbox time between two steps
     simulator_interval_seconds: float = Field(default=1.0, gt=0)  # real time between two rounds
 
+    deliver_in_server: bool | None = None  # deliver notifications from `serve`; None: in sandbox
+
+    @property
+    def delivery_in_server(self) -> bool:
+        return self.sandbox if self.deliver_in_server is None else self.deliver_in_server
+
     @property
     def simulator_enabled(self) -> bool:
         return self.sandbox if self.simulator is None else self.simulator

@@ -15,6 +15,7 @@ from issuance.api.middleware import RequestContext
 from issuance.api.routes import issuer_actions, oauth, operator, production, sandbox, status
 from issuance.api.routes.meta import router as meta_router
 from issuance.contract.orders import CardsOrderRequest
+from issuance.delivery.worker import DeliveryThread
 from issuance.platform import Platform
 from issuance.settings import Settings
 from issuance.simulation import SimulatorThread
@@ -34,12 +35,16 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runner = SimulatorThread(app.state.platform) if settings.simulator_enabled else None
-        if runner is not None:
-            runner.start()
+        threads: list[SimulatorThread | DeliveryThread] = []
+        if settings.simulator_enabled:
+            threads.append(SimulatorThread(app.state.platform))
+        if settings.delivery_in_server:
+            threads.append(DeliveryThread(app.state.platform))
+        for thread in threads:
+            thread.start()
         yield
-        if runner is not None:
-            runner.stop()
+        for thread in threads:
+            thread.stop()
         if platform is None:
             app.state.platform.close()
 

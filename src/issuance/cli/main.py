@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from issuance.cli.config_file import SANDBOX_CONFIG, format_errors, read_config
+from issuance.cli.notifications import notifications_app
 from issuance.cli.orders import orders_app, stock_app
 from issuance.settings import Settings
 
@@ -24,6 +25,7 @@ config_app = typer.Typer(help="Load and show the program configuration.", no_arg
 app.add_typer(config_app, name="config")
 app.add_typer(orders_app, name="orders")
 app.add_typer(stock_app, name="stock")
+app.add_typer(notifications_app, name="notifications")
 docs_app = typer.Typer(help="Generated documentation.", no_args_is_help=True)
 app.add_typer(docs_app, name="docs")
 
@@ -112,12 +114,22 @@ def _prepare_sandbox(settings: Settings) -> None:
 
 @app.command()
 def worker(
-    interval: Annotated[float, typer.Option(help="Seconds between two rounds.", min=0.1)] = 30.0,
-    once: Annotated[bool, typer.Option(help="Run one round and exit (for cron).")] = False,
+    interval: Annotated[
+        float, typer.Option(help="Seconds between two schedule rounds.", min=0.1)
+    ] = 30.0,
+    once: Annotated[
+        bool, typer.Option(help="Run one round of everything and exit (for cron).")
+    ] = False,
 ) -> None:
-    """Run the bureau's schedule: batch prepared orders after each cut-off, flag late orders."""
+    """Deliver notifications; batch prepared orders after each cut-off; flag late orders.
+
+    Run as many as you like on PostgreSQL: each delivery is claimed by one worker at a time.
+    """
     import time
 
+    import httpx
+
+    from issuance.delivery.worker import DeliveryWorker
     from issuance.logging import configure_logging
     from issuance.platform import Platform
     from issuance.services import workflow
@@ -125,16 +137,23 @@ def worker(
     settings = _settings()
     configure_logging(json_output=settings.log_json)
     platform = Platform.build(settings)
+    next_schedule = 0.0
     try:
-        while True:
-            batches = workflow.batch_production(
-                uow=platform.uow(), clock=platform.clock, after_cut_off=True
-            )
-            flagged = workflow.review_sla(uow=platform.uow(), clock=platform.clock)
-            err.print(f"{len(batches)} batch(es), {flagged} SLA flag(s)")
-            if once:
-                return
-            time.sleep(interval)
+        with httpx.Client() as client:
+            deliveries = DeliveryWorker(platform, client)
+            while True:
+                delivered = deliveries.run_once()
+                if time.monotonic() >= next_schedule:
+                    workflow.batch_production(
+                        uow=platform.uow(), clock=platform.clock, after_cut_off=True
+                    )
+                    workflow.review_sla(uow=platform.uow(), clock=platform.clock)
+                    next_schedule = time.monotonic() + interval
+                if once:
+                    err.print(f"{delivered} notification(s) attempted")
+                    return
+                if not delivered:
+                    time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:

@@ -17,7 +17,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -186,3 +186,46 @@ class EventRow(Base):
     payload: Mapped[dict[str, Any]]
     occurred_at: Mapped[datetime]
     recorded_at: Mapped[datetime]
+
+
+class DeliveryRow(Base):
+    """One event to deliver to one endpoint: the unit workers claim, retry and settle.
+
+    Rows are written with their event, in the same transaction (the transactional outbox).
+    `claimed_until` is a lease: a worker that dies leaves its claims to expire and be taken again.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_card", "endpoint_id", "issuer_id", "card_id", "event_id"),
+    )
+
+    delivery_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.event_id"), index=True)
+    event: Mapped[EventRow] = relationship(lazy="raise")
+    issuer_id: Mapped[str] = mapped_column(String(10))
+    endpoint_id: Mapped[str] = mapped_column(String(64))
+    card_id: Mapped[str] = mapped_column(String(48))
+    status: Mapped[str] = mapped_column(String(16))  # PENDING, DELIVERED, FAILED, GONE
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    first_attempt_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(255))
+
+
+class DeliveryAttemptRow(Base):
+    """The log of every attempt: when, how long, what came back (never the body)."""
+
+    __tablename__ = "delivery_attempts"
+
+    attempt_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.delivery_id"), index=True)
+    attempted_at: Mapped[datetime]
+    latency_ms: Mapped[float]
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(255))

@@ -15,7 +15,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from issuance.db.config_repositories import SqlConfigRepository, SqlStockRepository
 from issuance.db.engine import SQLITE_BEGIN
-from issuance.db.models import CardRow, EventRow
+from issuance.db.models import CardRow, DeliveryRow, EventRow
+from issuance.db.outbox import DeliveryStatus
 from issuance.db.repositories import SqlOrderRepository, copy_state
 from issuance.domain.orders import Order
 from issuance.services.unit_of_work import Collision
@@ -70,21 +71,34 @@ class SqlUnitOfWork:
         self.orders.seen.clear()
 
     def _journal(self, order: Order, now: datetime) -> None:
+        """One event row per domain event, and one delivery per notification endpoint."""
+        issuer = self.config.issuer(order.issuer_id)
+        endpoints = [e.endpoint_id for e in issuer.notification_endpoints] if issuer else []
         for event in order.events:
             sequence = self._next_sequence(order.issuer_id, order.card_id)
             operation = {**event.operation, "sequence": sequence}
-            self.session.add(
-                EventRow(
-                    issuer_id=order.issuer_id,
-                    card_id=order.card_id,
-                    operation_id=order.operation_id,
-                    sequence=sequence,
-                    event_type=event.kind.value,
-                    payload=operation,
-                    occurred_at=event.occurred_at,
-                    recorded_at=now,
-                )
+            row = EventRow(
+                issuer_id=order.issuer_id,
+                card_id=order.card_id,
+                operation_id=order.operation_id,
+                sequence=sequence,
+                event_type=event.kind.value,
+                payload=operation,
+                occurred_at=event.occurred_at,
+                recorded_at=now,
             )
+            self.session.add(row)
+            for endpoint_id in endpoints:
+                self.session.add(
+                    DeliveryRow(
+                        event=row,
+                        issuer_id=order.issuer_id,
+                        endpoint_id=endpoint_id,
+                        card_id=order.card_id,
+                        status=DeliveryStatus.PENDING,
+                        next_attempt_at=now,
+                    )
+                )
         order.events.clear()
 
     def _next_sequence(self, issuer_id: str, card_id: str) -> int:

@@ -68,9 +68,21 @@ class Operator(ConfigModel):
         return self
 
 
+SigningSecret = Annotated[str, StringConstraints(pattern=r"^whsec_[A-Za-z0-9+/=]{16,}$")]
+
+
 class NotificationEndpoint(ConfigModel):
     """Where notifications for this issuer are sent (D1 path appended to `baseUrl`)."""
 
     endpoint_id: Identifier
     base_url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
     max_operations_per_call: int = Field(default=10, ge=1, le=1000)
+    # Standard Webhooks signing secrets ("whsec_" + base64). Two during a rotation: every
+    # notification is signed with each, and the receiver accepts either.
+    signing_secrets: tuple[SigningSecret, ...] = Field(default=(), max_length=2)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
+    @property
+    def url(self) -> str:
+        """`…/notifications/d1/v2/issuers/{issuerId}/cards` is added per issuer by the sender."""
+        return self.base_url.rstrip("/")

@@ -16,9 +16,13 @@ def load_config(config: PlatformConfig, *, uow: UnitOfWork) -> None:
 
 
 def current_config(*, uow: UnitOfWork) -> dict[str, Any] | None:
-    """The loaded configuration as a document (clients carry only their secret hashes)."""
+    """The loaded configuration as a document: client secrets as hashes, signing secrets masked."""
     with uow:
         config = uow.config.current()
     if config is None:
         return None
-    return config.model_dump(mode="json", by_alias=True, exclude_none=True)
+    document = config.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for issuer in document["issuers"]:
+        for endpoint in issuer.get("notificationEndpoints", []):
+            endpoint["signingSecrets"] = ["whsec_********" for _ in endpoint.get("signingSecrets", [])]
+    return document

@@ -1,0 +1,90 @@
+"""`issuance notifications list / replay / recover`: see and resend what issuers were told."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from issuance.db.outbox import DeliveryStatus, list_deliveries, replay
+from issuance.platform import Platform
+from issuance.settings import Settings
+
+notifications_app = typer.Typer(
+    help="Notification deliveries to issuer endpoints.", no_args_is_help=True
+)
+out, err = Console(), Console(stderr=True)
+
+
+def _platform() -> Platform:
+    return Platform.build(Settings())
+
+
+@notifications_app.command("list")
+def list_command(
+    status: Annotated[
+        DeliveryStatus | None, typer.Option(help="Only deliveries in this state.")
+    ] = None,
+    issuer: Annotated[str | None, typer.Option(help="Only this issuer.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Deliveries, newest first: event, card, sequence, state, attempts, last answer."""
+    platform = _platform()
+    try:
+        views = list_deliveries(
+            platform.engine, status=status.value if status else None, issuer_id=issuer, limit=limit
+        )
+    finally:
+        platform.close()
+    if as_json:
+        typer.echo(json.dumps([asdict(v) for v in views], default=str, indent=2))
+        return
+    table = Table("event", "issuer", "endpoint", "card", "seq", "status", "attempts", "last")
+    for v in views:
+        last = str(v.last_status_code) if v.last_status_code is not None else (v.last_error or "")
+        table.add_row(
+            str(v.event_id),
+            v.issuer_id,
+            v.endpoint_id,
+            v.card_id,
+            str(v.sequence),
+            v.status,
+            str(v.attempts),
+            last,
+        )
+    out.print(table if views else "[yellow]no delivery matches[/yellow]")
+
+
+@notifications_app.command("replay")
+def replay_command(
+    event_ids: Annotated[list[int], typer.Argument(help="Event ids (see list).")],
+) -> None:
+    """Send these events again to every endpoint they were for."""
+    platform = _platform()
+    try:
+        count = replay(platform.engine, event_ids=event_ids, now=platform.clock())
+    finally:
+        platform.close()
+    err.print(f"{count} delivery(ies) due again")
+
+
+@notifications_app.command("recover")
+def recover_command(
+    since: Annotated[
+        datetime, typer.Option(help="ISO time: resend every event recorded since then.")
+    ],
+) -> None:
+    """Resend everything since a moment (a receiver lost its data)."""
+    moment = since if since.tzinfo else since.replace(tzinfo=UTC)
+    platform = _platform()
+    try:
+        count = replay(platform.engine, since=moment, now=platform.clock())
+    finally:
+        platform.close()
+    err.print(f"{count} delivery(ies) due again")

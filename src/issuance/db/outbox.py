@@ -1,0 +1,237 @@
+"""The notification outbox: claiming deliveries (one worker at a time) and settling them.
+
+Claiming works the same on both databases: pick due deliveries whose lease is free and whose
+card has no earlier delivery still pending on the same endpoint (per-card order), then stamp
+them with the worker's id and a lease. PostgreSQL skips rows other workers are claiming
+(`FOR UPDATE SKIP LOCKED`); SQLite serialises writers, so two claims never overlap there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Engine, and_, exists, select, update
+from sqlalchemy.orm import Session, aliased
+
+from issuance.db.models import DeliveryAttemptRow, DeliveryRow, EventRow
+from issuance.domain.retry import Decision, Outcome, Verdict
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "PENDING"  # to be sent (again)
+    DELIVERED = "DELIVERED"  # acknowledged with a 2xx
+    FAILED = "FAILED"  # given up after the retry window
+    GONE = "GONE"  # the endpoint answered 410
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    delivery_id: int
+    event_id: int
+    issuer_id: str
+    endpoint_id: str
+    card_id: str
+    attempts: int
+    first_attempt_at: datetime | None
+    operation: dict[str, Any]
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def claim(
+    engine: Engine, *, worker_id: str, now: datetime, lease: timedelta, limit: int
+) -> list[Claim]:
+    """Take up to `limit` due deliveries for `lease`; the caller must settle them before it ends."""
+    earlier = aliased(DeliveryRow)
+    blocked = exists().where(
+        and_(
+            earlier.endpoint_id == DeliveryRow.endpoint_id,
+            earlier.issuer_id == DeliveryRow.issuer_id,
+            earlier.card_id == DeliveryRow.card_id,
+            earlier.event_id < DeliveryRow.event_id,
+            earlier.status == DeliveryStatus.PENDING.value,
+        )
+    )
+    due = (
+        select(DeliveryRow.delivery_id)
+        .where(
+            DeliveryRow.status == DeliveryStatus.PENDING.value,
+            DeliveryRow.next_attempt_at <= now,
+            (DeliveryRow.claimed_until.is_(None)) | (DeliveryRow.claimed_until < now),
+            ~blocked,
+        )
+        .order_by(DeliveryRow.delivery_id)
+        .limit(limit)
+    )
+    if engine.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True, of=DeliveryRow)
+    with Session(engine) as session, session.begin():
+        ids = list(session.scalars(due))
+        if not ids:
+            return []
+        session.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.delivery_id.in_(ids))
+            .values(claimed_by=worker_id, claimed_until=now + lease)
+        )
+        rows = session.execute(
+            select(DeliveryRow, EventRow.payload)
+            .join(EventRow, EventRow.event_id == DeliveryRow.event_id)
+            .where(DeliveryRow.delivery_id.in_(ids))
+            .order_by(DeliveryRow.delivery_id)
+        ).all()
+        return [
+            Claim(
+                delivery_id=row.delivery_id,
+                event_id=row.event_id,
+                issuer_id=row.issuer_id,
+                endpoint_id=row.endpoint_id,
+                card_id=row.card_id,
+                attempts=row.attempts,
+                first_attempt_at=_aware(row.first_attempt_at),
+                operation=dict(payload),
+            )
+            for row, payload in rows
+        ]
+
+
+_STATUS_BY_VERDICT = {
+    Verdict.DELIVERED: DeliveryStatus.DELIVERED,
+    Verdict.RETRY: DeliveryStatus.PENDING,
+    Verdict.GIVE_UP: DeliveryStatus.FAILED,
+    Verdict.GONE: DeliveryStatus.GONE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    claim: Claim
+    outcome: Outcome
+    decision: Decision
+    attempted_at: datetime
+    latency_ms: float
+
+
+def settle(engine: Engine, settlements: list[Settlement], *, worker_id: str) -> None:
+    """Record each attempt and its consequence; claims another worker took over are left alone."""
+    with Session(engine) as session, session.begin():
+        for item in settlements:
+            status = _STATUS_BY_VERDICT[item.decision.verdict]
+            values: dict[str, Any] = {
+                "status": status.value,
+                "attempts": DeliveryRow.attempts + 1,
+                "claimed_by": None,
+                "claimed_until": None,
+                "last_status_code": item.outcome.status_code,
+                "last_error": (item.outcome.error or "")[:255] or None,
+                "first_attempt_at": item.claim.first_attempt_at or item.attempted_at,
+            }
+            if item.decision.next_attempt_at is not None:
+                values["next_attempt_at"] = item.decision.next_attempt_at
+            if status is DeliveryStatus.DELIVERED:
+                values["delivered_at"] = item.attempted_at
+            session.execute(
+                update(DeliveryRow)
+                .where(
+                    DeliveryRow.delivery_id == item.claim.delivery_id,
+                    DeliveryRow.claimed_by == worker_id,
+                )
+                .values(**values)
+            )
+            session.add(
+                DeliveryAttemptRow(
+                    delivery_id=item.claim.delivery_id,
+                    attempted_at=item.attempted_at,
+                    latency_ms=item.latency_ms,
+                    status_code=item.outcome.status_code,
+                    error=(item.outcome.error or "")[:255] or None,
+                )
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    delivery_id: int
+    event_id: int
+    issuer_id: str
+    endpoint_id: str
+    card_id: str
+    sequence: int
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+
+
+def list_deliveries(
+    engine: Engine, *, status: str | None = None, issuer_id: str | None = None, limit: int = 100
+) -> list[DeliveryView]:
+    """Deliveries, newest first."""
+    query = (
+        select(DeliveryRow, EventRow.sequence)
+        .join(EventRow, EventRow.event_id == DeliveryRow.event_id)
+        .order_by(DeliveryRow.delivery_id.desc())
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(DeliveryRow.status == status)
+    if issuer_id is not None:
+        query = query.where(DeliveryRow.issuer_id == issuer_id)
+    with Session(engine) as session:
+        return [
+            DeliveryView(
+                delivery_id=row.delivery_id,
+                event_id=row.event_id,
+                issuer_id=row.issuer_id,
+                endpoint_id=row.endpoint_id,
+                card_id=row.card_id,
+                sequence=sequence,
+                status=row.status,
+                attempts=row.attempts,
+                next_attempt_at=_aware(row.next_attempt_at),
+                delivered_at=_aware(row.delivered_at),
+                last_status_code=row.last_status_code,
+                last_error=row.last_error,
+            )
+            for row, sequence in session.execute(query)
+        ]
+
+
+def replay(
+    engine: Engine,
+    *,
+    event_ids: list[int] | None = None,
+    since: datetime | None = None,
+    now: datetime,
+) -> int:
+    """Send events again (a receiver lost them): their deliveries become due now, whatever they were.
+
+    `event_ids` replays those events; `since` every event recorded since then (recover).
+    """
+    if event_ids is None and since is None:
+        raise ValueError("name the events to replay, or a moment to recover from")
+    with Session(engine) as session, session.begin():
+        target = select(EventRow.event_id)
+        if event_ids is not None:
+            target = target.where(EventRow.event_id.in_(event_ids))
+        if since is not None:
+            target = target.where(EventRow.recorded_at >= since)
+        result = session.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.event_id.in_(target))
+            .values(
+                status=DeliveryStatus.PENDING.value,
+                next_attempt_at=now,
+                first_attempt_at=None,
+                claimed_by=None,
+                claimed_until=None,
+            )
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]

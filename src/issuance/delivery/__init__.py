@@ -1,0 +1,1 @@
+"""Webhook adapter: sends journal events to issuers' notification endpoints, at least once."""
