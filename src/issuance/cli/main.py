@@ -125,6 +125,8 @@ def worker(
 
     Run as many as you like on PostgreSQL: each delivery is claimed by one worker at a time.
     """
+    import signal
+    import threading
     import time
 
     import httpx
@@ -137,12 +139,14 @@ def worker(
     settings = _settings()
     configure_logging(json_output=settings.log_json)
     platform = Platform.build(settings)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())  # finish the POST in flight, then stop
     next_schedule = 0.0
     try:
         with httpx.Client() as client:
             deliveries = DeliveryWorker(platform, client)
-            while True:
-                delivered = deliveries.run_once()
+            while not stopping.is_set():
+                delivered = deliveries.run_once(stopping=stopping)
                 if time.monotonic() >= next_schedule:
                     workflow.batch_production(
                         uow=platform.uow(), clock=platform.clock, after_cut_off=True
@@ -153,7 +157,7 @@ def worker(
                     err.print(f"{delivered} notification(s) attempted")
                     return
                 if not delivered:
-                    time.sleep(0.5)
+                    stopping.wait(0.5)
     except KeyboardInterrupt:
         pass
     finally:

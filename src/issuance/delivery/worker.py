@@ -27,7 +27,6 @@ from issuance.platform import Platform
 
 log = structlog.get_logger("issuance.delivery")
 
-LEASE = timedelta(seconds=60)  # a claim not settled by then is taken again by any worker
 BATCH = 200  # deliveries claimed per round
 
 
@@ -43,19 +42,26 @@ class DeliveryWorker:
     identity: str = field(default_factory=worker_id)
     rng: random.Random = field(default_factory=random.Random)
     clock: Callable[[], datetime] | None = None
+    lease: timedelta | None = None  # default: the platform's settings
 
-    def run_once(self) -> int:
-        """One round; the number of deliveries attempted."""
+    def run_once(self, *, stopping: threading.Event | None = None) -> int:
+        """One round; the number of deliveries attempted.
+
+        Each POST is settled as soon as it is answered, so a crash repeats at most the one in
+        flight; `stopping` ends the round between two POSTs (graceful shutdown).
+        """
         now = self._now()
+        lease = self.lease or timedelta(seconds=self.platform.settings.delivery_lease_seconds)
         claims = claim(
-            self.platform.engine, worker_id=self.identity, now=now, lease=LEASE, limit=BATCH
+            self.platform.engine, worker_id=self.identity, now=now, lease=lease, limit=BATCH
         )
-        settlements: list[Settlement] = []
+        attempted = 0
         for endpoint, chunk in self._chunks(claims):
-            settlements.extend(self._deliver(endpoint, chunk))
-        if settlements:
-            settle(self.platform.engine, settlements, worker_id=self.identity)
-        return len(settlements)
+            if stopping is not None and stopping.is_set():
+                break  # the rest of the claims free up when their lease ends
+            settle(self.platform.engine, self._deliver(endpoint, chunk), worker_id=self.identity)
+            attempted += len(chunk)
+        return attempted
 
     def _now(self) -> datetime:
         return (self.clock or self.platform.clock)()
@@ -143,7 +149,7 @@ class DeliveryThread:
             worker = DeliveryWorker(self.platform, client)
             while not self.stopping.is_set():
                 try:
-                    busy = worker.run_once()
+                    busy = worker.run_once(stopping=self.stopping)
                 except Exception:  # a failed round must not stop delivery; the next one retries
                     log.exception("delivery round failed")
                     busy = 0

@@ -24,5 +24,7 @@ def current_config(*, uow: UnitOfWork) -> dict[str, Any] | None:
     document = config.model_dump(mode="json", by_alias=True, exclude_none=True)
     for issuer in document["issuers"]:
         for endpoint in issuer.get("notificationEndpoints", []):
-            endpoint["signingSecrets"] = ["whsec_********" for _ in endpoint.get("signingSecrets", [])]
+            endpoint["signingSecrets"] = [
+                "whsec_********" for _ in endpoint.get("signingSecrets", [])
+            ]
     return document
