@@ -29,11 +29,12 @@ from starlette.routing import Route
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted answer: wait `delay` seconds, then answer `status` with `headers`."""
+    """One scripted answer: wait `delay` seconds (and for `hold`, if set), then answer."""
 
     status: int = 204
     delay: float = 0.0  # seconds
     headers: dict[str, str] = field(default_factory=dict)
+    hold: threading.Event | None = None  # the test sets it to let the answer go
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ class Receiver:
             )
         if reply.delay:
             await asyncio.sleep(reply.delay)
+        while reply.hold is not None and not reply.hold.is_set():
+            await asyncio.sleep(0.005)
         return Response(status_code=reply.status, headers=reply.headers)
 
     # --- the server ---

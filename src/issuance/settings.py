@@ -33,7 +33,9 @@ class Settings(BaseSettings):
     simulator_step_seconds: float = Field(default=5.0, gt=0)  # sandbox time between two steps
     simulator_interval_seconds: float = Field(default=1.0, gt=0)  # real time between two rounds
 
-    delivery_lease_seconds: float = Field(default=60.0, gt=0)  # a dead worker's claims free up then
+    # A dead worker's claims free up after this; keep it above every endpoint's timeout (≤ 30 s),
+    # since a worker only starts a POST it can finish within its lease.
+    delivery_lease_seconds: float = Field(default=60.0, gt=0)
     deliver_in_server: bool | None = None  # deliver notifications from `serve`; None: in sandbox
 
     @property

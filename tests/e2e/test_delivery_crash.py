@@ -88,7 +88,7 @@ def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
         **os.environ,
         "ISSUANCE_DATABASE_URL": settings.database_url,
         "ISSUANCE_KEYS_DIR": str(settings.keys_dir),
-        "ISSUANCE_DELIVERY_LEASE_SECONDS": "2",
+        "ISSUANCE_DELIVERY_LEASE_SECONDS": "3",  # above the endpoint timeout (1 s)
     }
     return subprocess.Popen(
         [str(ISSUANCE), "worker"],
@@ -116,6 +116,7 @@ def test_a_worker_killed_mid_batch_loses_nothing(
         endpoint_id="main",
         base_url=receiver.url,
         max_operations_per_call=1,
+        timeout_seconds=1,
         signing_secrets=(secret,),
     )
     demo = config.issuers[0].model_copy(update={"notification_endpoints": (endpoint,)})

@@ -559,13 +559,41 @@ def test_two_workers_at_once_deliver_every_event_exactly_once_in_order(
 # --- bugs, pinned ---
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG sender.py send: webhook-id is a fresh uuid per POST, so a retry of the same "
-    "notification carries a new id; Standard Webhooks says the id 'remains the same no matter "
-    "how many times a webhook that has failed is retried' and receivers are told to use it as "
-    "the idempotency key",
-)
+def test_a_round_that_outlives_its_lease_sends_nothing_stale(
+    server: Server, http: httpx.Client, receiver: Receiver
+) -> None:
+    platform = server.platform
+    point_demobank_at(platform, receiver.url, per_call=1, timeout=10)
+    first, second = order_cards(http, platform, 2, moves=[Action.PREPARE])
+    slow = threading.Event()
+    receiver.answer(Reply(status=204, hold=slow))  # w1's first POST waits for the test
+    clock = Clock()
+    lease = timedelta(seconds=platform.settings.delivery_lease_seconds)
+    with httpx.Client() as one, httpx.Client() as two:
+        w1 = worker(platform, one, clock, name="w1")
+        w2 = worker(platform, two, clock, name="w2")
+        stuck = threading.Thread(target=w1.run_once)  # claims both cards' sequence 1
+        stuck.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not receiver.received and time.monotonic() < deadline:
+                time.sleep(0.005)
+            clock.advance(lease + timedelta(seconds=1))  # w1's lease is over, its POST is not
+            while w2.run_once():
+                pass
+            assert {(d.status, d.attempts) for d in deliveries(platform.engine)} == {
+                ("DELIVERED", 1)
+            }
+        finally:
+            slow.set()
+            stuck.join(timeout=15)
+
+    received = keys(receiver.received)
+    for card_id in (first, second):
+        sequences = [n for card, n in received if card == card_id]
+        assert sequences == sorted(sequences), (card_id, received)
+
+
 def test_a_retry_of_the_same_notification_keeps_its_webhook_id(
     server: Server, http: httpx.Client, receiver: Receiver, client: httpx.Client
 ) -> None:
@@ -580,14 +608,6 @@ def test_a_retry_of_the_same_notification_keeps_its_webhook_id(
     assert first.headers["webhook-id"] == retried.headers["webhook-id"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="BUG retry.py/worker.py: a 429 with 'Retry-After: 999999999999' makes "
-    "RetryPolicy.decide raise OverflowError inside DeliveryWorker._deliver, after the POST and "
-    "before settle: the attempt is neither settled nor logged, the rest of the round is "
-    "abandoned, and once the lease ends the same answer repeats, so the delivery never gives up",
-)
 def test_an_absurd_retry_after_does_not_wedge_the_worker(
     server: Server, http: httpx.Client, receiver: Receiver, client: httpx.Client
 ) -> None:

@@ -196,13 +196,6 @@ def test_the_deadline_counts_from_the_first_attempt_not_the_last() -> None:
 
 
 @pytest.mark.parametrize("code", [429, 503])
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG retry.py RetryPolicy.decide: a Retry-After that reaches past the 3-day deadline "
-    "is cut to the deadline (RETRY at first_attempt_at + 3 days), i.e. earlier than the "
-    "receiver asked, breaking the module's own 'never earlier than it asks'; the only answer "
-    "keeping both promises is GIVE_UP",
-)
 def test_a_retry_after_beyond_the_deadline_is_not_undercut(code: int) -> None:
     now = DEADLINE - timedelta(hours=2)
     retry_after = timedelta(hours=4)
@@ -213,13 +206,6 @@ def test_a_retry_after_beyond_the_deadline_is_not_undercut(code: int) -> None:
     assert decision.next_attempt_at is None or decision.next_attempt_at <= DEADLINE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="BUG retry.py RetryPolicy.decide computes `now + delay` before comparing with the "
-    "deadline: a receiver's Retry-After of ~1e12 s (429/503) raises OverflowError ('date value "
-    "out of range') instead of retrying at the deadline or giving up",
-)
 def test_an_absurd_retry_after_does_not_break_the_policy() -> None:
     outcome = Outcome(status_code=429, retry_after=timedelta(seconds=999_999_999_999))
     decision = _decide(outcome, attempts=1)

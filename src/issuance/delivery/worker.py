@@ -20,7 +20,7 @@ import httpx
 import structlog
 
 from issuance.db.outbox import Claim, Settlement, claim, settle
-from issuance.delivery.sender import send
+from issuance.delivery.sender import message_id, send
 from issuance.domain.parties import NotificationEndpoint
 from issuance.domain.retry import Outcome, RetryPolicy
 from issuance.platform import Platform
@@ -55,10 +55,13 @@ class DeliveryWorker:
         claims = claim(
             self.platform.engine, worker_id=self.identity, now=now, lease=lease, limit=BATCH
         )
-        attempted = 0
+        attempted, lease_ends = 0, now + lease
         for endpoint, chunk in self._chunks(claims):
             if stopping is not None and stopping.is_set():
                 break  # the rest of the claims free up when their lease ends
+            timeout = timedelta(seconds=endpoint.timeout_seconds if endpoint else 0)
+            if self._now() + timeout >= lease_ends:
+                break  # another worker may own them before this POST ends: never send stale
             settle(self.platform.engine, self._deliver(endpoint, chunk), worker_id=self.identity)
             attempted += len(chunk)
         return attempted
@@ -99,6 +102,7 @@ class DeliveryWorker:
                 endpoint,
                 issuer_id=chunk[0].issuer_id,
                 operations=[c.operation for c in chunk],
+                message=message_id([c.delivery_id for c in chunk]),
             )
             outcome, latency = sent.outcome, sent.latency_ms
             log.info(

@@ -68,7 +68,8 @@ class Operator(ConfigModel):
         return self
 
 
-SigningSecret = Annotated[str, StringConstraints(pattern=r"^whsec_[A-Za-z0-9+/=]{16,}$")]
+# At least 24 bytes of key (32 base64 characters), as Standard Webhooks asks.
+SigningSecret = Annotated[str, StringConstraints(pattern=r"^whsec_[A-Za-z0-9+/=]{32,}$")]
 
 
 class NotificationEndpoint(ConfigModel):
@@ -80,7 +81,7 @@ class NotificationEndpoint(ConfigModel):
     # Standard Webhooks signing secrets ("whsec_" + base64). Two during a rotation: every
     # notification is signed with each, and the receiver accepts either.
     signing_secrets: tuple[SigningSecret, ...] = Field(default=(), max_length=2)
-    timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=30)  # below the delivery lease (60 s)
 
     @property
     def url(self) -> str:
