@@ -264,3 +264,20 @@ def journal(engine: Engine, card_id: str, *, issuer_id: str = DEMO) -> list[Jour
 def _utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; every stored time is UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def expect_ok(answer: httpx.Response) -> dict[str, Any]:
+    """The JSON of a 200 answer (the assertion shows the body otherwise)."""
+    assert answer.status_code == 200, answer.text
+    document: dict[str, Any] = answer.json()
+    return document
+
+
+def expect_refused(answer: httpx.Response, status: int, code: str) -> None:
+    """The answer is this status with this `errorCode`."""
+    assert (answer.status_code, answer.json().get("errorCode")) == (status, code), answer.text
+
+
+def journal_of(engine: Any, card_id: str) -> list[tuple[int, str, str]]:
+    """The card's journal as (sequence, event type, details.status)."""
+    return [(e.sequence, e.event_type, e.status) for e in journal(engine, card_id)]

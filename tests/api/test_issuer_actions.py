@@ -17,7 +17,10 @@ from tests.factories import (
     ActingIssuerClient,
     OperatorClient,
     advance_clock,
+    expect_ok,
+    expect_refused,
     journal,
+    journal_of,
     new_card_id,
     order_body,
     tick,
@@ -41,23 +44,9 @@ def _order(issuer: ActingIssuerClient, card_id: str | None = None) -> str:
     return card_id
 
 
-def _ok(answer: httpx.Response) -> dict[str, Any]:
-    assert answer.status_code == 200, answer.text
-    operation: dict[str, Any] = answer.json()
-    return operation
-
-
-def _refused(answer: httpx.Response, status: int, code: str) -> None:
-    assert (answer.status_code, answer.json().get("errorCode")) == (status, code), answer.text
-
-
-def _history(server: Server, card_id: str) -> list[tuple[int, str, str]]:
-    return [(e.sequence, e.event_type, e.status) for e in journal(server.platform.engine, card_id)]
-
-
 def _drive(operator: OperatorClient, card_id: str, *actions: str) -> None:
     for action in actions:
-        _ok(operator.act(card_id, action))
+        expect_ok(operator.act(card_id, action))
 
 
 def test_the_issuer_cancels_until_production_starts(
@@ -67,24 +56,24 @@ def test_the_issuer_cancels_until_production_starts(
     _drive(operator, early, "prepare", "queue")
     _drive(operator, started, "prepare", "queue", "start")
 
-    cancelled = _ok(issuer.cancel(early))
+    cancelled = expect_ok(issuer.cancel(early))
     assert cancelled["status"] == "FAILED"
     assert cancelled["details"]["status"] == "CARD_PROD_CANCELED"
     assert cancelled["errorCode"] == "CARD_PROD_CANCELED"
     assert "endTime" in cancelled
     assert "cancellableUntil" not in cancelled["details"]
     assert {k: v for k, v in issuer.operation(early).items() if k != "sequence"} == cancelled
-    _refused(issuer.cancel(early), 409, "ILLEGAL_STATUS_TRANSITION")  # once is enough
+    expect_refused(issuer.cancel(early), 409, "ILLEGAL_STATUS_TRANSITION")  # once is enough
 
     running = issuer.operation(started)
     assert "cancellableUntil" not in running["details"]
-    history = _history(server, started)
-    _refused(issuer.cancel(started), 409, "ILLEGAL_STATUS_TRANSITION")
-    _refused(issuer.hold(started), 409, "ILLEGAL_STATUS_TRANSITION")  # not while personalized
+    history = journal_of(server.platform.engine, started)
+    expect_refused(issuer.cancel(started), 409, "ILLEGAL_STATUS_TRANSITION")
+    expect_refused(issuer.hold(started), 409, "ILLEGAL_STATUS_TRANSITION")  # not while personalized
     assert issuer.operation(started) == running
-    assert _history(server, started) == history
+    assert journal_of(server.platform.engine, started) == history
 
-    assert [s for _, _, s in _history(server, early)] == [
+    assert [s for _, _, s in journal_of(server.platform.engine, early)] == [
         "CARD_PROD_REQUESTED",
         "DATA_PREPARED",
         "CARD_PROD_READY",
@@ -95,7 +84,7 @@ def test_the_issuer_cancels_until_production_starts(
         "CARD_PROD_CANCELED",
         "CARD_PROD_REQUESTED",
     ]
-    assert [seq for seq, _, _ in _history(server, early)] == [1, 2, 3, 4, 5]
+    assert [seq for seq, _, _ in journal_of(server.platform.engine, early)] == [1, 2, 3, 4, 5]
 
 
 def test_an_issuer_hold_stops_every_move_but_cancellation(
@@ -103,30 +92,30 @@ def test_an_issuer_hold_stops_every_move_but_cancellation(
 ) -> None:
     card_id = _order(issuer)
 
-    held = _ok(issuer.hold(card_id, "fraud review"))
+    held = expect_ok(issuer.hold(card_id, "fraud review"))
     assert held["details"]["onHold"] == "ISSUER"
     assert held["details"]["reason"] == "fraud review"
     assert held["details"]["status"] == "CARD_PROD_REQUESTED"
-    history = _history(server, card_id)
-    _refused(operator.act(card_id, "prepare"), 409, "ORDER_ON_HOLD")
-    _refused(issuer.hold(card_id, "again"), 409, "ILLEGAL_STATUS_TRANSITION")
+    history = journal_of(server.platform.engine, card_id)
+    expect_refused(operator.act(card_id, "prepare"), 409, "ORDER_ON_HOLD")
+    expect_refused(issuer.hold(card_id, "again"), 409, "ILLEGAL_STATUS_TRANSITION")
     advance_clock(http, 3600, headers=issuer.headers)
     assert tick(http, headers=issuer.headers) == 0  # the simulator leaves a held order alone
     assert issuer.operation(card_id)["details"]["onHold"] == "ISSUER"
-    assert _history(server, card_id) == history
+    assert journal_of(server.platform.engine, card_id) == history
 
-    released = _ok(issuer.release(card_id))
+    released = expect_ok(issuer.release(card_id))
     assert "onHold" not in released["details"]
     assert "reason" not in released["details"]
-    _refused(issuer.release(card_id), 409, "ILLEGAL_STATUS_TRANSITION")
+    expect_refused(issuer.release(card_id), 409, "ILLEGAL_STATUS_TRANSITION")
     _drive(operator, card_id, "prepare")
 
-    _ok(issuer.hold(card_id, "second look"))
-    cancelled = _ok(issuer.cancel(card_id))  # cancelling a held order is allowed
+    expect_ok(issuer.hold(card_id, "second look"))
+    cancelled = expect_ok(issuer.cancel(card_id))  # cancelling a held order is allowed
     assert cancelled["details"]["status"] == "CARD_PROD_CANCELED"
     assert "onHold" not in cancelled["details"]
 
-    assert _history(server, card_id) == [
+    assert journal_of(server.platform.engine, card_id) == [
         (1, "order.accepted", "CARD_PROD_REQUESTED"),
         (2, "order.held", "CARD_PROD_REQUESTED"),
         (3, "order.released", "CARD_PROD_REQUESTED"),
@@ -151,33 +140,33 @@ def test_the_return_decision_is_taken_only_for_a_returned_card(
     card_id = _order(issuer)
 
     def refused_at(step: str) -> None:
-        before, history = issuer.operation(card_id), _history(server, card_id)
+        before, history = issuer.operation(card_id), journal_of(server.platform.engine, card_id)
         for decision in ("RESHIP", "DESTROY"):
             answer = issuer.decide_return(card_id, decision)
             assert answer.status_code == 409, f"{decision} at {step}: {answer.text}"
             assert answer.json()["errorCode"] == "ILLEGAL_STATUS_TRANSITION"
         assert issuer.operation(card_id) == before
-        assert _history(server, card_id) == history
+        assert journal_of(server.platform.engine, card_id) == history
 
     refused_at("CARD_PROD_REQUESTED")
     _drive(operator, card_id, "prepare", "queue", "start", "complete")
     refused_at("CARD_PROD_DONE")
     _drive(operator, card_id, "ship")
-    _refused(issuer.hold(card_id), 409, "ILLEGAL_STATUS_TRANSITION")  # gone: nothing to hold
+    expect_refused(issuer.hold(card_id), 409, "ILLEGAL_STATUS_TRANSITION")  # gone: nothing to hold
     refused_at("IN_TRANSIT")
     _drive(operator, card_id, "undeliverable")
     refused_at("UNDELIVERABLE")
     _drive(operator, card_id, "return")
     assert issuer.decide_return(card_id, "KEEP").status_code == 400
 
-    reshipped = _ok(issuer.decide_return(card_id, "RESHIP", note="new address on file"))
+    reshipped = expect_ok(issuer.decide_return(card_id, "RESHIP", note="new address on file"))
     assert reshipped["details"]["shipment"]["status"] == "IN_TRANSIT"
     assert reshipped["details"]["shipment"]["message"] == "new address on file"
     assert reshipped["status"] == "SUCCESSFUL"
     refused_at("IN_TRANSIT again")
     _drive(operator, card_id, "return")  # the carrier brought it back once more
 
-    destroyed = _ok(issuer.decide_return(card_id, "DESTROY"))
+    destroyed = expect_ok(issuer.decide_return(card_id, "DESTROY"))
     assert destroyed["details"]["shipment"]["status"] == "DESTROYED"
     assert destroyed["details"]["shipment"]["message"] == "destroyed"
     refused_at("DESTROYED")
@@ -207,20 +196,20 @@ def test_a_reshipment_can_carry_its_new_tracking_number(
 
     answer = issuer.decide_return(card_id, "RESHIP", trackingNumber="NEWTRACK123")
 
-    assert _ok(answer)["details"]["shipment"]["trackingNumber"] == "NEWTRACK123"
+    assert expect_ok(answer)["details"]["shipment"]["trackingNumber"] == "NEWTRACK123"
 
 
 def test_the_issuer_cannot_lift_the_bureaus_hold(
     server: Server, issuer: ActingIssuerClient, operator: OperatorClient
 ) -> None:
     card_id = _order(issuer)
-    _ok(operator.act(card_id, "hold", reason="quality check"))
-    history = _history(server, card_id)
+    expect_ok(operator.act(card_id, "hold", reason="quality check"))
+    history = journal_of(server.platform.engine, card_id)
 
-    _refused(issuer.release(card_id), 409, "HOLD_NOT_YOURS")
+    expect_refused(issuer.release(card_id), 409, "HOLD_NOT_YOURS")
 
     assert issuer.operation(card_id)["details"]["onHold"] == "BUREAU"
-    assert _history(server, card_id) == history
+    assert journal_of(server.platform.engine, card_id) == history
 
 
 def test_another_issuer_cannot_act_on_the_card(
@@ -228,7 +217,7 @@ def test_another_issuer_cannot_act_on_the_card(
 ) -> None:
     card_id = _order(issuer)
     _drive(operator, card_id, "prepare", "queue", "start", "complete", "ship", "return")
-    before, history = issuer.operation(card_id), _history(server, card_id)
+    before, history = issuer.operation(card_id), journal_of(server.platform.engine, card_id)
     other = ActingIssuerClient(http, OTHER)
 
     through_demo_path = [
@@ -244,7 +233,7 @@ def test_another_issuer_cannot_act_on_the_card(
         ),
     ]
     for answer in through_demo_path:
-        _refused(answer, 403, "ISSUER_MISMATCH")
+        expect_refused(answer, 403, "ISSUER_MISMATCH")
     through_own_path = [
         other.cancel(card_id),
         other.hold(card_id),
@@ -253,7 +242,7 @@ def test_another_issuer_cannot_act_on_the_card(
         other.status(card_id),
     ]
     for answer in through_own_path:
-        _refused(answer, 404, "CARD_NOT_FOUND")
+        expect_refused(answer, 404, "CARD_NOT_FOUND")
 
     assert issuer.operation(card_id) == before
-    assert _history(server, card_id) == history
+    assert journal_of(server.platform.engine, card_id) == history

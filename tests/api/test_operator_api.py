@@ -21,7 +21,10 @@ from tests.factories import (
     ActingIssuerClient,
     OperatorClient,
     advance_clock,
+    expect_ok,
+    expect_refused,
     journal,
+    journal_of,
     luhn_pan,
     new_card_id,
     order_body,
@@ -53,22 +56,8 @@ def _order(issuer: ActingIssuerClient, body: dict[str, Any] | None = None) -> st
     return card_id
 
 
-def _ok(answer: httpx.Response) -> dict[str, Any]:
-    assert answer.status_code == 200, answer.text
-    operation: dict[str, Any] = answer.json()
-    return operation
-
-
-def _error(answer: httpx.Response, status: int, code: str) -> None:
-    assert (answer.status_code, answer.json().get("errorCode")) == (status, code), answer.text
-
-
 def _cards(answer: httpx.Response) -> list[str]:
-    return [o["cardId"] for o in _ok(answer)["orders"]]
-
-
-def _history(server: Server, card_id: str) -> list[tuple[int, str, str]]:
-    return [(e.sequence, e.event_type, e.status) for e in journal(server.platform.engine, card_id)]
+    return [o["cardId"] for o in expect_ok(answer)["orders"]]
 
 
 def test_an_operator_drives_an_order_from_request_to_delivery(
@@ -85,7 +74,7 @@ def test_an_operator_drives_an_order_from_request_to_delivery(
         "complete": "CARD_PROD_DONE",
     }
     for action, status in steps.items():
-        answer = _ok(operator.act(card_id, action))
+        answer = expect_ok(operator.act(card_id, action))
         assert (answer["details"]["status"], answer["status"]) == (status, "PENDING"), action
         assert issuer.operation(card_id)["details"]["status"] == status, action
 
@@ -94,7 +83,7 @@ def test_an_operator_drives_an_order_from_request_to_delivery(
         item: 1 if item in MATERIALS else 0 for item in stock_before
     }
 
-    shipped = _ok(
+    shipped = expect_ok(
         operator.act(
             card_id,
             "ship",
@@ -113,13 +102,13 @@ def test_an_operator_drives_an_order_from_request_to_delivery(
     }
     assert "endTime" in shipped
 
-    delivered = _ok(operator.act(card_id, "deliver", reason="left with the concierge"))
+    delivered = expect_ok(operator.act(card_id, "deliver", reason="left with the concierge"))
     assert delivered["details"]["shipment"]["status"] == "DELIVERED"
     assert delivered["details"]["shipment"]["message"] == "left with the concierge"
     assert delivered["details"]["shipment"]["trackingNumber"] == "1Z999AA10123456784"
     assert {k: v for k, v in issuer.operation(card_id).items() if k != "sequence"} == delivered
 
-    assert _history(server, card_id) == [
+    assert journal_of(server.platform.engine, card_id) == [
         (1, "order.accepted", "CARD_PROD_REQUESTED"),
         (2, "order.status_changed", "DATA_PREPARED"),
         (3, "order.status_changed", "CARD_PROD_READY"),
@@ -149,8 +138,8 @@ def test_orders_are_listed_by_status_most_recent_change_first(
     )
     theirs = new_card_id()
     assert other.order(theirs, other_body).status_code == 202, "OTHER's order"
-    _ok(operator.act(prepared, "prepare"))
-    _ok(operator.act(later, "prepare"))
+    expect_ok(operator.act(prepared, "prepare"))
+    expect_ok(operator.act(later, "prepare"))
 
     assert _cards(operator.orders("DATA_PREPARED")) == [later, prepared]
     assert _cards(operator.orders("CARD_PROD_REQUESTED", issuer_id=DEMO)) == [requested]
@@ -160,11 +149,11 @@ def test_orders_are_listed_by_status_most_recent_change_first(
     assert _cards(operator.orders("CARD_SHIPPED")) == []
     assert len(_cards(operator.orders(limit=2))) == 2
 
-    listed = {o["cardId"]: o for o in _ok(operator.orders())["orders"]}
+    listed = {o["cardId"]: o for o in expect_ok(operator.orders())["orders"]}
     assert listed[theirs]["issuerId"] == OTHER
     assert listed[prepared]["issuerId"] == DEMO
     assert listed[prepared]["details"]["status"] == "DATA_PREPARED"
-    _error(operator.orders("SHIPPED_BY_PIGEON"), 400, "FIELD_INVALID_VALUE")
+    expect_refused(operator.orders("SHIPPED_BY_PIGEON"), 400, "FIELD_INVALID_VALUE")
 
 
 def test_an_illegal_action_is_a_409_that_changes_nothing(
@@ -172,19 +161,21 @@ def test_an_illegal_action_is_a_409_that_changes_nothing(
 ) -> None:
     issuer, operator = ActingIssuerClient(http), OperatorClient(http)
     card_id = _order(issuer)
-    _ok(operator.act(card_id, "prepare"))
-    before, history = issuer.operation(card_id), _history(server, card_id)
+    expect_ok(operator.act(card_id, "prepare"))
+    before, history = issuer.operation(card_id), journal_of(server.platform.engine, card_id)
     stock = operator.stock()
 
     for action in ("prepare", "start", "complete", "ship", "deliver", "return", "release"):
-        _error(operator.act(card_id, action), 409, "ILLEGAL_STATUS_TRANSITION")
+        expect_refused(operator.act(card_id, action), 409, "ILLEGAL_STATUS_TRANSITION")
         assert issuer.operation(card_id) == before, f"{action} changed the order"
-        assert _history(server, card_id) == history, f"{action} wrote an event"
+        assert journal_of(server.platform.engine, card_id) == history, f"{action} wrote an event"
     assert operator.stock() == stock
 
-    _error(operator.act(new_card_id(), "prepare"), 404, "CARD_NOT_FOUND")
+    expect_refused(operator.act(new_card_id(), "prepare"), 404, "CARD_NOT_FOUND")
     assert operator.act(card_id, "teleport").status_code == 400
-    _error(operator.act(card_id, "ship", carrier="DHL Express!"), 400, "FIELD_INVALID_FORMAT")
+    expect_refused(
+        operator.act(card_id, "ship", carrier="DHL Express!"), 400, "FIELD_INVALID_FORMAT"
+    )
     assert issuer.operation(card_id) == before
 
 
@@ -193,13 +184,13 @@ def test_resume_is_only_for_an_order_in_a_production_exception(
 ) -> None:
     issuer, operator = ActingIssuerClient(http), OperatorClient(http)
     card_id = _order(issuer)
-    _ok(operator.act(card_id, "prepare"))
-    before, history = issuer.operation(card_id), _history(server, card_id)
+    expect_ok(operator.act(card_id, "prepare"))
+    before, history = issuer.operation(card_id), journal_of(server.platform.engine, card_id)
 
-    _error(operator.act(card_id, "resume"), 409, "ILLEGAL_STATUS_TRANSITION")
+    expect_refused(operator.act(card_id, "resume"), 409, "ILLEGAL_STATUS_TRANSITION")
 
     assert issuer.operation(card_id) == before
-    assert _history(server, card_id) == history
+    assert journal_of(server.platform.engine, card_id) == history
 
 
 def test_operator_and_issuer_tokens_each_stay_on_their_side(
@@ -223,8 +214,8 @@ def test_operator_and_issuer_tokens_each_stay_on_their_side(
         ),
     ]
     for answer in operator_calls:
-        _error(answer, 403, "OPERATOR_ONLY")
-    _error(http.get("/operator/v1/orders"), 401, "UNAUTHORIZED")
+        expect_refused(answer, 403, "OPERATOR_ONLY")
+    expect_refused(http.get("/operator/v1/orders"), 401, "UNAUTHORIZED")
     wrong_secret = http.post(
         "/authz/v1/oauth2/token",
         data={"grant_type": "client_credentials", "client_id": "operator", "client_secret": "x"},
@@ -245,9 +236,11 @@ def test_operator_and_issuer_tokens_each_stay_on_their_side(
         ),
     ]
     for answer in issuer_calls:
-        _error(answer, 403, "ISSUER_MISMATCH")
+        expect_refused(answer, 403, "ISSUER_MISMATCH")
     assert issuer.operation(card_id)["details"]["status"] == "CARD_PROD_REQUESTED"
-    assert _history(server, card_id) == [(1, "order.accepted", "CARD_PROD_REQUESTED")]
+    assert journal_of(server.platform.engine, card_id) == [
+        (1, "order.accepted", "CARD_PROD_REQUESTED")
+    ]
     assert operator.stock()["BODY-DEBIT-BLUE"] == 50_000  # the issuer's replenish was refused
 
 
@@ -270,11 +263,11 @@ def test_batches_group_prepared_orders_by_centre_product_and_priority(
     credit_card = _order(issuer, order_body(issuer.encrypt(pan=luhn_pan("541275")), **credit))
     not_prepared, held = _order(issuer), _order(issuer)
     for card_id in (debit_a, debit_b, debit_urgent, credit_card, held):
-        _ok(operator.act(card_id, "prepare"))
-    _ok(issuer.hold(held, "fraud review"))
-    clock = _ok(http.get("/sandbox/v1/clock", headers=issuer.headers))["now"]
+        expect_ok(operator.act(card_id, "prepare"))
+    expect_ok(issuer.hold(held, "fraud review"))
+    clock = expect_ok(http.get("/sandbox/v1/clock", headers=issuer.headers))["now"]
 
-    batches = _ok(operator.run_batches())["batches"]
+    batches = expect_ok(operator.run_batches())["batches"]
 
     names = {b["inputFileName"]: sorted(b["cardIds"]) for b in batches}
     stamp = _centre_stamp(clock)
@@ -295,12 +288,14 @@ def test_batches_group_prepared_orders_by_centre_product_and_priority(
             operation = issuer.operation(card_id)
             assert operation["details"]["status"] == "CARD_PROD_READY"
             assert operation["inputFileName"] == operation["details"]["inputFileName"] == name
-            assert [t for _, t, _ in _history(server, card_id)][-1] == "order.status_changed"
+            assert [t for _, t, _ in journal_of(server.platform.engine, card_id)][
+                -1
+            ] == "order.status_changed"
     assert issuer.operation(not_prepared)["details"]["status"] == "CARD_PROD_REQUESTED"
     assert issuer.operation(held)["details"]["status"] == "DATA_PREPARED"
     assert "inputFileName" not in issuer.operation(held)
 
-    assert _ok(operator.run_batches()) == {"batches": []}  # nothing left to batch
+    assert expect_ok(operator.run_batches()) == {"batches": []}  # nothing left to batch
 
 
 def _centre_stamp(iso: str, *, minutes: int = 0) -> str:
@@ -318,18 +313,20 @@ def test_sla_review_flags_at_risk_then_late_once_each(server: Server, http: http
     window = (due - start).total_seconds()
     assert window > 0
 
-    assert _ok(operator.review_sla()) == {"changed": 0}  # on time is no news
+    assert expect_ok(operator.review_sla()) == {"changed": 0}  # on time is no news
     assert "slaStanding" not in issuer.operation(card_id)["details"]
-    assert len(_history(server, card_id)) == 1
+    assert len(journal_of(server.platform.engine, card_id)) == 1
 
     standings = []
     for target in (0.9 * window, window + 60):  # 90 % of the window, then past the due date
         now = datetime.fromisoformat(
-            _ok(http.get("/sandbox/v1/clock", headers=issuer.headers))["now"].replace("Z", "+00:00")
+            expect_ok(http.get("/sandbox/v1/clock", headers=issuer.headers))["now"].replace(
+                "Z", "+00:00"
+            )
         )
         advance_clock(http, target - (now - start).total_seconds(), headers=issuer.headers)
-        assert _ok(operator.review_sla()) == {"changed": 1}
-        assert _ok(operator.review_sla()) == {"changed": 0}  # already flagged: no new event
+        assert expect_ok(operator.review_sla()) == {"changed": 1}
+        assert expect_ok(operator.review_sla()) == {"changed": 0}  # already flagged: no new event
         standings.append(issuer.operation(card_id)["details"].get("slaStanding"))
 
     assert standings == ["AT_RISK", "LATE"]

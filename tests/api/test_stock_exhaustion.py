@@ -23,6 +23,7 @@ from tests.conftest import Server
 from tests.factories import (
     ActingIssuerClient,
     OperatorClient,
+    expect_ok,
     journal,
     luhn_pan,
     new_card_id,
@@ -59,19 +60,13 @@ def _credit_order(issuer: ActingIssuerClient) -> dict[str, Any]:
     )
 
 
-def _ok(answer: httpx.Response) -> dict[str, Any]:
-    assert answer.status_code == 200, answer.text
-    document: dict[str, Any] = answer.json()
-    return document
-
-
 def _exhaust(issuer: ActingIssuerClient, operator: OperatorClient) -> tuple[str, str]:
     """Two prepared, batched credit cards; the first starts, the second finds no body left."""
     first, second = new_card_id(), new_card_id()
     for card_id in (first, second):
         assert issuer.order(card_id, _credit_order(issuer)).status_code == 202
-        _ok(operator.act(card_id, "prepare"))
-    assert len(_ok(operator.run_batches())["batches"]) == 1
+        expect_ok(operator.act(card_id, "prepare"))
+    assert len(expect_ok(operator.run_batches())["batches"]) == 1
     return first, second
 
 
@@ -83,7 +78,7 @@ def test_the_card_that_finds_no_stock_waits_and_resumes_on_replenish(
     levels = operator.stock()
     assert levels[SCARCE] == 1
 
-    started = _ok(operator.act(first, "start"))
+    started = expect_ok(operator.act(first, "start"))
     assert started["details"]["status"] == "CARD_PROD_ONGOING"
     after_first = operator.stock()
     assert {k: levels[k] - after_first[k] for k in levels if levels[k] != after_first[k]} == {
@@ -92,17 +87,17 @@ def test_the_card_that_finds_no_stock_waits_and_resumes_on_replenish(
         "BOX-PREMIUM": 1,
     }
 
-    stopped = _ok(operator.act(second, "start"))
+    stopped = expect_ok(operator.act(second, "start"))
     assert stopped["status"] == "PENDING"
     assert stopped["details"]["status"] == "CARD_PROD_EXCEPTION"
     assert stopped["errorCode"] == "OUT_OF_STOCK"
     assert SCARCE in stopped["error"]
     assert "cancellableUntil" in stopped["details"]
     assert operator.stock() == after_first, "a card that cannot start takes no material"
-    waiting = _ok(operator.orders("CARD_PROD_EXCEPTION"))["orders"]
+    waiting = expect_ok(operator.orders("CARD_PROD_EXCEPTION"))["orders"]
     assert [o["cardId"] for o in waiting] == [second]
 
-    replenished = _ok(operator.replenish(SCARCE, 5))
+    replenished = expect_ok(operator.replenish(SCARCE, 5))
     assert replenished == {"stockItemId": SCARCE, "quantity": 5, "resumedCardIds": [second]}
     resumed = issuer.operation(second)
     assert resumed["details"]["status"] == "CARD_PROD_READY"
@@ -110,7 +105,7 @@ def test_the_card_that_finds_no_stock_waits_and_resumes_on_replenish(
     assert "error" not in resumed
     assert resumed["inputFileName"] == stopped["inputFileName"]  # still in its batch
 
-    _ok(operator.act(second, "start"))
+    expect_ok(operator.act(second, "start"))
     assert operator.stock()[SCARCE] == 4
     assert [(e.event_type, e.status) for e in journal(server.platform.engine, second)] == [
         ("order.accepted", "CARD_PROD_REQUESTED"),
@@ -129,10 +124,10 @@ def test_replenishing_another_material_does_not_resume_the_order(
 ) -> None:
     issuer, operator = ActingIssuerClient(http), OperatorClient(http)
     first, second = _exhaust(issuer, operator)
-    _ok(operator.act(first, "start"))
-    assert _ok(operator.act(second, "start"))["errorCode"] == "OUT_OF_STOCK"
+    expect_ok(operator.act(first, "start"))
+    assert expect_ok(operator.act(second, "start"))["errorCode"] == "OUT_OF_STOCK"
 
-    unrelated = _ok(operator.replenish("LETTER-WELCOME", 10))  # the letter was never missing
+    unrelated = expect_ok(operator.replenish("LETTER-WELCOME", 10))  # the letter was never missing
 
     assert unrelated["resumedCardIds"] == []
     assert issuer.operation(second)["details"]["status"] == "CARD_PROD_EXCEPTION"
