@@ -27,7 +27,14 @@ from standardwebhooks import Webhook
 
 from issuance.cli.config_file import SANDBOX_CONFIG, read_config
 from issuance.db.models import DeliveryAttemptRow, DeliveryRow
-from issuance.db.outbox import DeliveryStatus, Settlement, claim, settle
+from issuance.db.outbox import (
+    DeliveryStatus,
+    Settlement,
+    claim,
+    disabled_endpoints,
+    enable_endpoint,
+    settle,
+)
 from issuance.delivery.worker import DeliveryWorker
 from issuance.domain.parties import NotificationEndpoint
 from issuance.domain.retry import Decision, Outcome, Verdict
@@ -620,3 +627,28 @@ def test_an_absurd_retry_after_does_not_wedge_the_worker(
     pending = the_delivery(platform.engine)
     assert pending.attempts == 1
     assert len(attempts(platform.engine)) == 1
+
+
+def test_a_410_stops_the_whole_endpoint_until_it_is_enabled_again(
+    server: Server, http: httpx.Client, receiver: Receiver, client: httpx.Client
+) -> None:
+    platform = server.platform
+    point_demobank_at(platform, receiver.url, per_call=1)
+    first, second = order_cards(http, platform, 2)
+    receiver.answer(410)
+    clock = Clock()
+    delivery = worker(platform, client, clock)
+
+    assert delivery.run_once() == 1  # the 410 stops the round's other POST as well
+    assert disabled_endpoints(platform.engine)[0][:2] == (DEMO, "main")
+    clock.advance(timedelta(hours=1))
+    assert delivery.run_once() == 0  # nothing is sent to a disabled endpoint
+    assert len(receiver.received) == 1
+    statuses = {d.card_id: d.status for d in deliveries(platform.engine)}
+    assert sorted(statuses.values()) == ["GONE", "PENDING"]
+
+    assert enable_endpoint(platform.engine, issuer_id=DEMO, endpoint_id="main")
+    drain(delivery, clock)
+    statuses = {d.card_id: d.status for d in deliveries(platform.engine)}
+    assert {statuses[first], statuses[second]} == {"GONE", "DELIVERED"}
+    assert not enable_endpoint(platform.engine, issuer_id=DEMO, endpoint_id="main")

@@ -11,7 +11,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from issuance.db.outbox import DeliveryStatus, list_deliveries, replay
+from issuance.db.outbox import (
+    DeliveryStatus,
+    disabled_endpoints,
+    enable_endpoint,
+    list_deliveries,
+    replay,
+)
 from issuance.platform import Platform
 from issuance.settings import Settings
 
@@ -88,3 +94,33 @@ def recover_command(
     finally:
         platform.close()
     err.print(f"{count} delivery(ies) due again")
+
+
+@notifications_app.command("endpoints")
+def endpoints_command() -> None:
+    """Endpoints that answered 410 Gone and receive nothing until enabled."""
+    platform = _platform()
+    try:
+        disabled = disabled_endpoints(platform.engine)
+    finally:
+        platform.close()
+    if not disabled:
+        out.print("every endpoint is enabled")
+        return
+    table = Table("issuer", "endpoint", "disabled since", "why")
+    for issuer_id, endpoint_id, since, why in disabled:
+        table.add_row(issuer_id, endpoint_id, since.isoformat(), why)
+    out.print(table)
+
+
+@notifications_app.command("enable")
+def enable_command(issuer: str, endpoint: str) -> None:
+    """Resume delivery to ENDPOINT of ISSUER after it answered 410 Gone."""
+    platform = _platform()
+    try:
+        enabled = enable_endpoint(platform.engine, issuer_id=issuer, endpoint_id=endpoint)
+    finally:
+        platform.close()
+    err.print(
+        f"{issuer}/{endpoint} enabled" if enabled else f"{issuer}/{endpoint} was not disabled"
+    )

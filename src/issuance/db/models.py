@@ -229,3 +229,14 @@ class DeliveryAttemptRow(Base):
     latency_ms: Mapped[float]
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(255))
+
+
+class EndpointStateRow(Base):
+    """An endpoint that asked us to stop (410 Gone): nothing is sent to it until re-enabled."""
+
+    __tablename__ = "endpoint_states"
+
+    issuer_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    endpoint_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    disabled_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(255))

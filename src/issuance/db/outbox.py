@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, exists, select, update
 from sqlalchemy.orm import Session, aliased
 
-from issuance.db.models import DeliveryAttemptRow, DeliveryRow, EventRow
+from issuance.db.models import DeliveryAttemptRow, DeliveryRow, EndpointStateRow, EventRow
 from issuance.domain.retry import Decision, Outcome, Verdict
 
 
@@ -57,6 +57,10 @@ def claim(
             earlier.status == DeliveryStatus.PENDING.value,
         )
     )
+    disabled = exists().where(
+        EndpointStateRow.issuer_id == DeliveryRow.issuer_id,
+        EndpointStateRow.endpoint_id == DeliveryRow.endpoint_id,
+    )
     due = (
         select(DeliveryRow.delivery_id)
         .where(
@@ -64,6 +68,7 @@ def claim(
             DeliveryRow.next_attempt_at <= now,
             (DeliveryRow.claimed_until.is_(None)) | (DeliveryRow.claimed_until < now),
             ~blocked,
+            ~disabled,
         )
         .order_by(DeliveryRow.delivery_id)
         .limit(limit)
@@ -143,6 +148,8 @@ def settle(engine: Engine, settlements: list[Settlement], *, worker_id: str) -> 
                 )
                 .values(**values)
             )
+            if status is DeliveryStatus.GONE:
+                _disable(session, item.claim, at=item.attempted_at)
             session.add(
                 DeliveryAttemptRow(
                     delivery_id=item.claim.delivery_id,
@@ -235,3 +242,34 @@ def replay(
             )
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _disable(session: Session, gone: Claim, *, at: datetime) -> None:
+    """A 410 stops delivery to the whole endpoint, as the receiver asked."""
+    key = (gone.issuer_id, gone.endpoint_id)
+    if session.get(EndpointStateRow, key) is None:
+        reason = f"410 Gone answered for event {gone.event_id}"
+        session.add(
+            EndpointStateRow(issuer_id=key[0], endpoint_id=key[1], disabled_at=at, reason=reason)
+        )
+
+
+def disabled_endpoints(engine: Engine) -> list[tuple[str, str, datetime, str]]:
+    """(issuer, endpoint, since, why) of every disabled endpoint."""
+    with Session(engine) as session:
+        rows = session.scalars(select(EndpointStateRow).order_by(EndpointStateRow.disabled_at))
+        return [
+            (r.issuer_id, r.endpoint_id, _aware(r.disabled_at) or r.disabled_at, r.reason)
+            for r in rows
+        ]
+
+
+def enable_endpoint(engine: Engine, *, issuer_id: str, endpoint_id: str) -> bool:
+    """Resume delivery to an endpoint; its pending notifications flow again (GONE ones need a
+    replay). False when it was not disabled."""
+    with Session(engine) as session, session.begin():
+        row = session.get(EndpointStateRow, (issuer_id, endpoint_id))
+        if row is None:
+            return False
+        session.delete(row)
+        return True

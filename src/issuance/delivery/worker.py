@@ -22,7 +22,7 @@ import structlog
 from issuance.db.outbox import Claim, Settlement, claim, settle
 from issuance.delivery.sender import message_id, send
 from issuance.domain.parties import NotificationEndpoint
-from issuance.domain.retry import Outcome, RetryPolicy
+from issuance.domain.retry import Outcome, RetryPolicy, Verdict
 from issuance.platform import Platform
 
 log = structlog.get_logger("issuance.delivery")
@@ -56,13 +56,19 @@ class DeliveryWorker:
             self.platform.engine, worker_id=self.identity, now=now, lease=lease, limit=BATCH
         )
         attempted, lease_ends = 0, now + lease
+        gone: set[tuple[str, str]] = set()  # endpoints that answered 410 during this round
         for endpoint, chunk in self._chunks(claims):
             if stopping is not None and stopping.is_set():
                 break  # the rest of the claims free up when their lease ends
             timeout = timedelta(seconds=endpoint.timeout_seconds if endpoint else 0)
             if self._now() + timeout >= lease_ends:
                 break  # another worker may own them before this POST ends: never send stale
-            settle(self.platform.engine, self._deliver(endpoint, chunk), worker_id=self.identity)
+            if (chunk[0].issuer_id, chunk[0].endpoint_id) in gone:
+                continue  # its claims free up with the lease; claiming skips it from now on
+            settlements = self._deliver(endpoint, chunk)
+            settle(self.platform.engine, settlements, worker_id=self.identity)
+            if any(item.decision.verdict is Verdict.GONE for item in settlements):
+                gone.add((chunk[0].issuer_id, chunk[0].endpoint_id))
             attempted += len(chunk)
         return attempted
 
