@@ -14,6 +14,7 @@ from issuance.api.errors import install_error_handlers
 from issuance.api.middleware import RequestContext
 from issuance.api.routes import issuer_actions, oauth, operator, production, sandbox, status
 from issuance.api.routes.meta import router as meta_router
+from issuance.api.routes.metrics import router as metrics_router
 from issuance.contract.orders import CardsOrderRequest
 from issuance.delivery.worker import DeliveryThread
 from issuance.platform import Platform
@@ -59,6 +60,7 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         operator.router,
         sandbox.router,
         meta_router,
+        metrics_router,
     )
     for router in routers:
         app.include_router(router)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, select, update
+from sqlalchemy import Engine, and_, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from issuance.db.models import DeliveryAttemptRow, DeliveryRow, EndpointStateRow, EventRow
@@ -273,3 +273,43 @@ def enable_endpoint(engine: Engine, *, issuer_id: str, endpoint_id: str) -> bool
             return False
         session.delete(row)
         return True
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxGauges:
+    """The outbox at a glance, read from the database so every process reports the same."""
+
+    by_status: dict[str, int]
+    in_flight: int  # claimed and not yet settled
+    oldest_pending_age: float  # seconds since the oldest undelivered event was recorded
+    attempts_last_hour: int
+    mean_latency_ms_last_hour: float
+
+
+def gauges(engine: Engine, *, now: datetime) -> OutboxGauges:
+    with Session(engine) as session:
+        counts = session.execute(
+            select(DeliveryRow.status, func.count()).group_by(DeliveryRow.status)
+        )
+        by_status = {status: int(count) for status, count in counts}
+        in_flight = session.scalar(
+            select(func.count()).select_from(DeliveryRow).where(DeliveryRow.claimed_until > now)
+        )
+        oldest = session.scalar(
+            select(func.min(EventRow.recorded_at))
+            .join(DeliveryRow, DeliveryRow.event_id == EventRow.event_id)
+            .where(DeliveryRow.status == DeliveryStatus.PENDING.value)
+        )
+        recent = session.execute(
+            select(func.count(), func.avg(DeliveryAttemptRow.latency_ms)).where(
+                DeliveryAttemptRow.attempted_at >= now - timedelta(hours=1)
+            )
+        ).one()
+    oldest_at = _aware(oldest)
+    return OutboxGauges(
+        by_status={status.value: int(by_status.get(status.value, 0)) for status in DeliveryStatus},
+        in_flight=int(in_flight or 0),
+        oldest_pending_age=max(0.0, (now - oldest_at).total_seconds()) if oldest_at else 0.0,
+        attempts_last_hour=int(recent[0] or 0),
+        mean_latency_ms_last_hour=float(recent[1] or 0.0),
+    )
