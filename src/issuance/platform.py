@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 from sqlalchemy import Engine
 
@@ -13,6 +14,7 @@ from issuance.db.engine import make_engine
 from issuance.db.sandbox import SandboxClock, SqlScenarioStore
 from issuance.db.unit_of_work import SqlUnitOfWork, unit_of_work_factory
 from issuance.security.keys import KeyRing, load_key_ring
+from issuance.services.intake import IntakeKeys
 from issuance.services.simulator import Simulator
 from issuance.settings import Settings
 
@@ -53,6 +55,16 @@ class Platform:
             platform.sandbox_clock = SandboxClock(engine)
             platform.clock = platform.sandbox_clock
         return platform
+
+    @cached_property
+    def intake_keys(self) -> IntakeKeys:
+        """The keys order intake uses, derived once per process, not once per card."""
+        return IntakeKeys(
+            jwe=self.keys.jwe_keys,
+            fingerprint=self.keys.fingerprint_key,
+            sealing_key_id=self.keys.sealing_key_id,
+            sealing_key=self.keys.data_keys[self.keys.sealing_key_id],
+        )
 
     def simulator(self) -> Simulator:
         return Simulator(

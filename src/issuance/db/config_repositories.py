@@ -82,8 +82,14 @@ class SqlConfigRepository:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._seen: dict[str, IssuerConfig | None] = {}  # one look-up per unit of work
 
     def issuer(self, issuer_id: str) -> IssuerConfig | None:
+        if issuer_id not in self._seen:
+            self._seen[issuer_id] = self._issuer(issuer_id)
+        return self._seen[issuer_id]
+
+    def _issuer(self, issuer_id: str) -> IssuerConfig | None:
         stamp = self.session.execute(
             select(IssuerRow.config_version, IssuerRow.loaded_at).where(
                 IssuerRow.issuer_id == issuer_id
@@ -132,6 +138,7 @@ class SqlConfigRepository:
 
     def replace(self, config: PlatformConfig) -> None:
         """Upsert every operator, centre, issuer and client (nothing is deleted: orders refer to them)."""
+        self._seen.clear()
         for operator in config.operators:
             secret_hash = hash_secret(operator.secret) if operator.secret else operator.secret_hash
             self.session.merge(

@@ -21,7 +21,7 @@ from issuance.contract.orders import (
 from issuance.domain.errors import DomainError, InvalidRequest
 from issuance.platform import Platform
 from issuance.services import ordering
-from issuance.services.intake import IntakeKeys, to_command
+from issuance.services.intake import to_command
 
 router = APIRouter(
     prefix="/banking/v1/issuers/{issuerId}/physicalCards", tags=["Physical card order"]
@@ -41,16 +41,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 DryRun = Annotated[
     bool, Query(alias="dryRun", description="Extension: validate only, report every problem")
 ]
-
-
-def intake_keys(platform: Platform) -> IntakeKeys:
-    keys = platform.keys
-    return IntakeKeys(
-        jwe=keys.jwe_keys,
-        fingerprint=keys.fingerprint_key,
-        sealing_key_id=keys.sealing_key_id,
-        sealing_key=keys.data_keys[keys.sealing_key_id],
-    )
 
 
 def _dry_run_answer(problems: list[Any]) -> JSONResponse:
@@ -75,7 +65,7 @@ def order_card(
 ) -> JSONResponse:
     """Order one card. Idempotent on `issuerRequestId`: a retry answers `Idempotent-Replayed: true`."""
     command = to_command(
-        body, issuer_id=issuer.issuer_id, card_id=card_id, keys=intake_keys(platform)
+        body, issuer_id=issuer.issuer_id, card_id=card_id, keys=platform.intake_keys
     )
     if dry_run:
         return _dry_run_answer(ordering.dry_run(command, uow=platform.reader()))
@@ -145,7 +135,7 @@ def _order_one(
     try:
         card = CardItem.model_validate(item)
         command = to_command(
-            card, issuer_id=issuer_id, card_id=card.card_id, keys=intake_keys(platform)
+            card, issuer_id=issuer_id, card_id=card.card_id, keys=platform.intake_keys
         )
         if dry_run:
             problems = ordering.dry_run(command, uow=platform.reader())
