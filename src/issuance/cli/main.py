@@ -120,16 +120,23 @@ def worker(
     once: Annotated[
         bool, typer.Option(help="Run one round of everything and exit (for cron).")
     ] = False,
+    concurrency: Annotated[
+        int, typer.Option(help="Notification POSTs in flight at once.", min=1, max=1024)
+    ] = 64,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve this worker's Prometheus metrics (latency histograms) here."),
+    ] = None,
 ) -> None:
     """Deliver notifications; batch prepared orders after each cut-off; flag late orders.
 
     Run as many as you like on PostgreSQL: each delivery is claimed by one worker at a time.
+    SIGTERM (or Ctrl-C) finishes the POSTs in flight and settles them before exiting.
     """
     import signal
     import threading
-    import time
 
-    import httpx
+    import structlog
 
     from issuance.delivery.worker import DeliveryWorker
     from issuance.logging import configure_logging
@@ -140,26 +147,32 @@ def worker(
     configure_logging(json_output=settings.log_json)
     platform = Platform.build(settings)
     stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())  # finish the POST in flight, then stop
-    next_schedule = 0.0
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    deliveries = DeliveryWorker(platform, concurrency=concurrency)
+
+    def schedule() -> None:
+        workflow.batch_production(uow=platform.uow(), clock=platform.clock, after_cut_off=True)
+        workflow.review_sla(uow=platform.uow(), clock=platform.clock)
+
     try:
-        with httpx.Client() as client:
-            deliveries = DeliveryWorker(platform, client)
-            while not stopping.is_set():
-                delivered = deliveries.run_once(stopping=stopping)
-                if time.monotonic() >= next_schedule:
-                    workflow.batch_production(
-                        uow=platform.uow(), clock=platform.clock, after_cut_off=True
-                    )
-                    workflow.review_sla(uow=platform.uow(), clock=platform.clock)
-                    next_schedule = time.monotonic() + interval
-                if once:
-                    err.print(f"{delivered} notification(s) attempted")
-                    return
-                if not delivered:
-                    stopping.wait(0.5)
-    except KeyboardInterrupt:
-        pass
+        if once:
+            schedule()
+            err.print(f"{deliveries.run_once()} notification(s) attempted")
+            return
+        if metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            start_http_server(metrics_port, addr="127.0.0.1")
+        pump = threading.Thread(target=deliveries.run, args=(stopping,), name="delivery")
+        pump.start()
+        while not stopping.is_set():
+            try:
+                schedule()
+            except Exception:  # a failed schedule round must not stop delivery
+                structlog.get_logger("issuance.worker").exception("schedule round failed")
+            stopping.wait(interval)
+        pump.join()
     finally:
         platform.close()
 

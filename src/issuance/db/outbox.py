@@ -11,12 +11,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, and_, exists, func, select, update
+from sqlalchemy import (
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
-from issuance.db.models import DeliveryAttemptRow, DeliveryRow, EndpointStateRow, EventRow
+from issuance.db.models import Base, DeliveryAttemptRow, DeliveryRow, EndpointStateRow, EventRow
 from issuance.domain.retry import Decision, Outcome, Verdict
 
 
@@ -37,6 +48,7 @@ class Claim:
     attempts: int
     first_attempt_at: datetime | None
     operation: dict[str, Any]
+    recorded_at: datetime  # when the change was committed: the start of its delivery lag
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -44,9 +56,19 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 def claim(
-    engine: Engine, *, worker_id: str, now: datetime, lease: timedelta, limit: int
+    engine: Engine,
+    *,
+    worker_id: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    unordered: frozenset[tuple[str, str]] = frozenset(),
 ) -> list[Claim]:
-    """Take up to `limit` due deliveries for `lease`; the caller must settle them before it ends."""
+    """Take up to `limit` due deliveries for `lease`; the caller must settle them before it ends.
+
+    Endpoints in `unordered` ((issuer, endpoint) pairs that opted out of per-card order, or
+    sandbox chaos) may get several events of a card at once, in any order.
+    """
     earlier = aliased(DeliveryRow)
     blocked = exists().where(
         and_(
@@ -67,7 +89,7 @@ def claim(
             DeliveryRow.status == DeliveryStatus.PENDING.value,
             DeliveryRow.next_attempt_at <= now,
             (DeliveryRow.claimed_until.is_(None)) | (DeliveryRow.claimed_until < now),
-            ~blocked,
+            _in_order(blocked, unordered),
             ~disabled,
         )
         .order_by(DeliveryRow.delivery_id)
@@ -85,7 +107,7 @@ def claim(
             .values(claimed_by=worker_id, claimed_until=now + lease)
         )
         rows = session.execute(
-            select(DeliveryRow, EventRow.payload)
+            select(DeliveryRow, EventRow.payload, EventRow.recorded_at)
             .join(EventRow, EventRow.event_id == DeliveryRow.event_id)
             .where(DeliveryRow.delivery_id.in_(ids))
             .order_by(DeliveryRow.delivery_id)
@@ -100,9 +122,22 @@ def claim(
                 attempts=row.attempts,
                 first_attempt_at=_aware(row.first_attempt_at),
                 operation=dict(payload),
+                recorded_at=_aware(recorded_at) or recorded_at,
             )
-            for row, payload in rows
+            for row, payload, recorded_at in rows
         ]
+
+
+def _in_order(blocked: Any, unordered: frozenset[tuple[str, str]]) -> Any:
+    if not unordered:
+        return ~blocked
+    opted_out = or_(
+        *(
+            and_(DeliveryRow.issuer_id == issuer, DeliveryRow.endpoint_id == endpoint)
+            for issuer, endpoint in sorted(unordered)
+        )
+    )
+    return or_(~blocked, opted_out)
 
 
 _STATUS_BY_VERDICT = {
@@ -123,42 +158,74 @@ class Settlement:
 
 
 def settle(engine: Engine, settlements: list[Settlement], *, worker_id: str) -> None:
-    """Record each attempt and its consequence; claims another worker took over are left alone."""
+    """Record each attempt and its consequence in one transaction (two executemany statements);
+    claims another worker took over are left alone."""
+    if not settlements:
+        return
+    deliveries, attempts = _table(DeliveryRow), _table(DeliveryAttemptRow)
+    rows = [_settled(item, worker_id) for item in settlements]
     with Session(engine) as session, session.begin():
+        session.connection().execute(
+            update(deliveries)
+            .where(
+                deliveries.c.delivery_id == bindparam("b_id"),
+                deliveries.c.claimed_by == bindparam("b_worker"),
+            )
+            .values(
+                status=bindparam("b_status"),
+                attempts=deliveries.c.attempts + 1,
+                claimed_by=None,
+                claimed_until=None,
+                last_status_code=bindparam("b_code"),
+                last_error=bindparam("b_error"),
+                first_attempt_at=func.coalesce(
+                    deliveries.c.first_attempt_at, bindparam("b_attempted_at")
+                ),
+                next_attempt_at=func.coalesce(
+                    bindparam("b_next", type_=deliveries.c.next_attempt_at.type),
+                    deliveries.c.next_attempt_at,
+                ),
+                delivered_at=func.coalesce(
+                    bindparam("b_delivered", type_=deliveries.c.delivered_at.type),
+                    deliveries.c.delivered_at,
+                ),
+            ),
+            rows,
+        )
+        session.connection().execute(
+            insert(attempts),
+            [
+                {
+                    "delivery_id": item.claim.delivery_id,
+                    "attempted_at": item.attempted_at,
+                    "latency_ms": item.latency_ms,
+                    "status_code": item.outcome.status_code,
+                    "error": (item.outcome.error or "")[:255] or None,
+                }
+                for item in settlements
+            ],
+        )
         for item in settlements:
-            status = _STATUS_BY_VERDICT[item.decision.verdict]
-            values: dict[str, Any] = {
-                "status": status.value,
-                "attempts": DeliveryRow.attempts + 1,
-                "claimed_by": None,
-                "claimed_until": None,
-                "last_status_code": item.outcome.status_code,
-                "last_error": (item.outcome.error or "")[:255] or None,
-                "first_attempt_at": item.claim.first_attempt_at or item.attempted_at,
-            }
-            if item.decision.next_attempt_at is not None:
-                values["next_attempt_at"] = item.decision.next_attempt_at
-            if status is DeliveryStatus.DELIVERED:
-                values["delivered_at"] = item.attempted_at
-            session.execute(
-                update(DeliveryRow)
-                .where(
-                    DeliveryRow.delivery_id == item.claim.delivery_id,
-                    DeliveryRow.claimed_by == worker_id,
-                )
-                .values(**values)
-            )
-            if status is DeliveryStatus.GONE:
+            if item.decision.verdict is Verdict.GONE:
                 _disable(session, item.claim, at=item.attempted_at)
-            session.add(
-                DeliveryAttemptRow(
-                    delivery_id=item.claim.delivery_id,
-                    attempted_at=item.attempted_at,
-                    latency_ms=item.latency_ms,
-                    status_code=item.outcome.status_code,
-                    error=(item.outcome.error or "")[:255] or None,
-                )
-            )
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _settled(item: Settlement, worker_id: str) -> dict[str, Any]:
+    status = _STATUS_BY_VERDICT[item.decision.verdict]
+    return {
+        "b_id": item.claim.delivery_id,
+        "b_worker": worker_id,
+        "b_status": status.value,
+        "b_code": item.outcome.status_code,
+        "b_error": (item.outcome.error or "")[:255] or None,
+        "b_attempted_at": item.attempted_at,
+        "b_next": item.decision.next_attempt_at,
+        "b_delivered": item.attempted_at if status is DeliveryStatus.DELIVERED else None,
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,9 @@
-"""One POST of D1 "Notify card operations": `{"operations": [...]}` to the issuer's endpoint."""
+"""One POST of D1 "Notify card operations": `{"operations": [...]}` to the issuer's endpoint.
+
+`prepare` builds the signed request (pure); `send` (httpx, blocking: pings and tools) and
+`send_async` (aiohttp: the delivery worker, chosen by measurement, see bench/) put it on the wire.
+Neither raises for what the network or the receiver does: every ending is an `Outcome`.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,12 @@ import hashlib
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import aiohttp
 import httpx
 
 from issuance.delivery.signing import signature_headers
@@ -18,6 +24,7 @@ from issuance.domain.parties import NotificationEndpoint
 from issuance.domain.retry import Outcome
 
 NOTIFY_PATH = "/notifications/d1/v2/issuers/{issuer_id}/cards"
+MAX_RETRY_AFTER = timedelta(days=7)  # longer asks are read as "much later", not overflowed
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +34,18 @@ class Sent:
     message_id: str
 
 
-MAX_RETRY_AFTER = timedelta(days=7)  # longer asks are read as "much later", not overflowed
+@dataclass(frozen=True, slots=True)
+class Request:
+    url: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    message_id: str = ""
+    timeout: float = 10.0
 
 
-def _retry_after(response: httpx.Response) -> timedelta | None:
+def retry_after(value: str | None) -> timedelta | None:
     """`Retry-After` in seconds or as an HTTP date; None when absent or unreadable."""
-    value = response.headers.get("retry-after", "").strip()
+    value = (value or "").strip()
     if not value:
         return None
     if value.isascii() and value.isdigit():
@@ -52,18 +65,18 @@ def message_id(delivery_ids: list[int]) -> str:
     return f"msg_{digest[:32]}"
 
 
-def send(
-    client: httpx.Client,
+def prepare(
     endpoint: NotificationEndpoint,
     *,
     issuer_id: str,
     operations: list[dict[str, Any]],
     message: str | None = None,
     now: float | None = None,
-) -> Sent:
-    """POST the operations once; never raises for what the network or the receiver does.
+    bearer: str | None = None,
+) -> Request:
+    """The signed request; `message` is the `webhook-id` (give `message_id(...)` so retries keep it).
 
-    `message` is the `webhook-id`; give `message_id(delivery ids)` so retries keep it.
+    `bearer` is the issuer's own OAuth token when its endpoint asks for one (D1's Authorization).
     """
     message = message or f"msg_{uuid.uuid4().hex}"
     body = json.dumps({"operations": operations}, separators=(",", ":")).encode()
@@ -75,14 +88,69 @@ def send(
             endpoint.signing_secrets, message_id=message, timestamp=timestamp, body=body
         ),
     }
+    if bearer:
+        headers["authorization"] = f"Bearer {bearer}"
     url = endpoint.url + NOTIFY_PATH.format(issuer_id=issuer_id)
+    return Request(url, body, headers, message, endpoint.timeout_seconds)
+
+
+def _elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _error(error: BaseException, timeout: float) -> Outcome:
+    """The same words whichever client met the error: the delivery log reads alike."""
+    if isinstance(error, (TimeoutError, httpx.TimeoutException)):
+        return Outcome(error=f"Timeout: no response within {timeout:g} s")
+    if isinstance(error, (aiohttp.ClientConnectorError, httpx.ConnectError)):
+        return Outcome(error=f"ConnectError: {error}"[:255])
+    return Outcome(error=f"{type(error).__name__}: {error}"[:255])
+
+
+def send(
+    client: httpx.Client,
+    endpoint: NotificationEndpoint,
+    *,
+    issuer_id: str,
+    operations: list[dict[str, Any]],
+    message: str | None = None,
+    now: float | None = None,
+) -> Sent:
+    """POST the operations once, blocking."""
+    request = prepare(
+        endpoint, issuer_id=issuer_id, operations=operations, message=message, now=now
+    )
     started = time.perf_counter()
     try:
-        response = client.post(url, content=body, headers=headers, timeout=endpoint.timeout_seconds)
+        response = client.post(
+            request.url, content=request.body, headers=request.headers, timeout=request.timeout
+        )
     except httpx.HTTPError as error:
-        outcome = Outcome(error=f"{type(error).__name__}: {error}"[:255])
+        outcome = _error(error, request.timeout)
     else:
-        outcome = Outcome(status_code=response.status_code, retry_after=_retry_after(response))
-    return Sent(
-        outcome=outcome, latency_ms=(time.perf_counter() - started) * 1000, message_id=message
-    )
+        outcome = Outcome(
+            status_code=response.status_code,
+            retry_after=retry_after(response.headers.get("retry-after")),
+        )
+    return Sent(outcome, _elapsed_ms(started), request.message_id)
+
+
+async def send_async(session: aiohttp.ClientSession, request: Request) -> Sent:
+    """POST a prepared request once on the worker's event loop."""
+    started = time.perf_counter()
+    try:
+        async with session.post(
+            request.url,
+            data=request.body,
+            headers=request.headers,
+            timeout=aiohttp.ClientTimeout(total=request.timeout),
+            allow_redirects=False,
+        ) as response:
+            await response.read()  # drain, so the connection goes back to the pool
+            outcome = Outcome(
+                status_code=response.status,
+                retry_after=retry_after(response.headers.get("retry-after")),
+            )
+    except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+        outcome = _error(error, request.timeout)
+    return Sent(outcome, _elapsed_ms(started), request.message_id)

@@ -82,6 +82,10 @@ class NotificationEndpoint(ConfigModel):
     # notification is signed with each, and the receiver accepts either.
     signing_secrets: tuple[SigningSecret, ...] = Field(default=(), max_length=2)
     timeout_seconds: float = Field(default=10.0, gt=0, le=30)  # below the delivery lease (60 s)
+    # An endpoint never gets sequence n+1 of a card before n is acknowledged. An issuer whose
+    # receiver orders by sequence itself may opt out, for throughput: events of one card then
+    # travel concurrently and may arrive in any order.
+    per_card_order: bool = True
 
     @property
     def url(self) -> str:
