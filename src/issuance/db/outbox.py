@@ -106,11 +106,22 @@ def claim(
             .where(DeliveryRow.delivery_id.in_(ids))
             .values(claimed_by=worker_id, claimed_until=now + lease)
         )
+        d = _table(DeliveryRow).c
         rows = session.execute(
-            select(DeliveryRow, EventRow.payload, EventRow.recorded_at)
-            .join(EventRow, EventRow.event_id == DeliveryRow.event_id)
-            .where(DeliveryRow.delivery_id.in_(ids))
-            .order_by(DeliveryRow.delivery_id)
+            select(
+                d.delivery_id,
+                d.event_id,
+                d.issuer_id,
+                d.endpoint_id,
+                d.card_id,
+                d.attempts,
+                d.first_attempt_at,
+                EventRow.payload,
+                EventRow.recorded_at,
+            )
+            .join(EventRow, EventRow.event_id == d.event_id)
+            .where(d.delivery_id.in_(ids))
+            .order_by(d.delivery_id)
         ).all()
         return [
             Claim(
@@ -121,10 +132,10 @@ def claim(
                 card_id=row.card_id,
                 attempts=row.attempts,
                 first_attempt_at=_aware(row.first_attempt_at),
-                operation=dict(payload),
-                recorded_at=_aware(recorded_at) or recorded_at,
+                operation=dict(row.payload),
+                recorded_at=_aware(row.recorded_at) or row.recorded_at,
             )
-            for row, payload, recorded_at in rows
+            for row in rows
         ]
 
 
