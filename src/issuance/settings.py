@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # since a worker only starts a POST it can finish within its lease.
     delivery_lease_seconds: float = Field(default=60.0, gt=0)
     deliver_in_server: bool | None = None  # deliver notifications from `serve`; None: in sandbox
+    # An endpoint failing without a break is warned about after this, then disabled.
+    endpoint_warn_after_hours: float = Field(default=12.0, gt=0)
+    endpoint_disable_after_hours: float = Field(default=72.0, gt=0)
 
     @property
     def delivery_in_server(self) -> bool:

@@ -12,7 +12,16 @@ from fastapi.openapi.utils import get_openapi
 from issuance import __version__
 from issuance.api.errors import install_error_handlers
 from issuance.api.middleware import RequestContext
-from issuance.api.routes import issuer_actions, oauth, operator, production, sandbox, status
+from issuance.api.routes import (
+    deliveries,
+    feed,
+    issuer_actions,
+    oauth,
+    operator,
+    production,
+    sandbox,
+    status,
+)
 from issuance.api.routes.meta import router as meta_router
 from issuance.api.routes.metrics import router as metrics_router
 from issuance.contract.orders import CardsOrderRequest
@@ -56,8 +65,10 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         oauth.router,
         production.router,
         status.router,
+        feed.router,
         issuer_actions.router,
         operator.router,
+        deliveries.router,
         sandbox.router,
         meta_router,
         metrics_router,

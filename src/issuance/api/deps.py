@@ -30,6 +30,9 @@ IssuerIdPath = Annotated[
 CardIdPath = Annotated[
     str, Path(alias="cardId", pattern=CARD_ID_PATTERN, description="Unique identifier of the card")
 ]
+EndpointIdPath = Annotated[
+    str, Path(alias="endpointId", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="As configured")
+]
 
 _bearer = HTTPBearer(
     auto_error=False, bearerFormat="JWT", description="Access token from /authz/v1/oauth2/token"

@@ -163,7 +163,9 @@ def worker(
         if metrics_port is not None:
             from prometheus_client import start_http_server
 
-            start_http_server(metrics_port, addr="127.0.0.1")
+            from issuance.delivery.metrics import REGISTRY
+
+            start_http_server(metrics_port, addr="127.0.0.1", registry=REGISTRY)
         pump = threading.Thread(target=deliveries.run, args=(stopping,), name="delivery")
         pump.start()
         while not stopping.is_set():

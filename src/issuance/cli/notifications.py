@@ -1,4 +1,5 @@
-"""`issuance notifications list / replay / recover`: see and resend what issuers were told."""
+"""`issuance notifications list / replay / recover / endpoints / enable / ping`: see and resend
+what issuers were told, and check their endpoints."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from issuance.db.outbox import (
@@ -18,7 +20,10 @@ from issuance.db.outbox import (
     list_deliveries,
     replay,
 )
+from issuance.delivery.ping import ping
+from issuance.domain.errors import NotFound
 from issuance.platform import Platform
+from issuance.services.endpoints import configured_endpoint
 from issuance.settings import Settings
 
 notifications_app = typer.Typer(
@@ -124,3 +129,39 @@ def enable_command(issuer: str, endpoint: str) -> None:
     err.print(
         f"{issuer}/{endpoint} enabled" if enabled else f"{issuer}/{endpoint} was not disabled"
     )
+
+
+@notifications_app.command("ping")
+def ping_command(
+    issuer: str,
+    endpoint: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Send a signed empty notification, {"operations": []}, to ENDPOINT of ISSUER now.
+
+    Exits 0 when it answered 2xx, 1 otherwise (2 when no such endpoint is configured).
+    """
+    platform = _platform()
+    try:
+        target = configured_endpoint(issuer, endpoint, uow=platform.reader())
+    except NotFound as error:
+        err.print(f"[red]{error.message}[/red]")
+        raise typer.Exit(2) from None
+    finally:
+        platform.close()
+    result = ping(target, issuer_id=issuer)
+    answer = {
+        "ok": result.ok,
+        "statusCode": result.status_code,
+        "latencyMs": round(result.latency_ms, 1),
+        "error": result.error,
+        "messageId": result.message_id,
+    }
+    if as_json:
+        typer.echo(json.dumps(answer, indent=2))
+    else:
+        what = escape(str(result.status_code or result.error))
+        colour = "green" if result.ok else "red"
+        out.print(f"[{colour}]{issuer}/{endpoint}: {what}[/{colour}] in {result.latency_ms:.0f} ms")
+    if not result.ok:
+        raise typer.Exit(1)

@@ -53,3 +53,11 @@ class ScenarioRequest(WireModel):
             pattern=r"^(SUCCESS|OUT_OF_STOCK|DATA_EXCEPTION|ON_HOLD|RETURNED|CANCELLED)$"
         ),
     ]
+
+
+class ChaosSettings(WireModel):
+    """Sandbox chaos of one notification endpoint (all zero / false: none)."""
+
+    duplicate: float = Field(default=0.0, ge=0, le=1, description="probability of a second POST")
+    delay_seconds: float = Field(default=0.0, ge=0, le=10, description="random hold-back, up to")
+    reorder: bool = Field(default=False, description="events of a card in any order")

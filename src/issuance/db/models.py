@@ -96,13 +96,17 @@ class SandboxScenarioRow(Base):
 
 
 class CardRow(Base):
-    """One card of one issuer; holds the per-card event sequence counter."""
+    """One card of one issuer; holds the per-card event sequence counter.
+
+    `last_txid` is the change-feed `txid` of the card's latest event (see db/feed.py).
+    """
 
     __tablename__ = "cards"
 
     issuer_id: Mapped[str] = mapped_column(String(10), primary_key=True)
     card_id: Mapped[str] = mapped_column(String(48), primary_key=True)
     last_sequence: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_txid: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class OrderRow(Base):
@@ -171,11 +175,15 @@ class EventRow(Base):
     """The event journal (transactional outbox): one row per change of an order.
 
     `payload` is the full operation object after the change, so any single event lets a
-    receiver converge. `sequence` counts per card, from 1, without gaps.
+    receiver converge. `sequence` counts per card, from 1, without gaps. `txid` orders the
+    change feed in commit order on PostgreSQL (0 on SQLite and for older rows; see db/feed.py).
     """
 
     __tablename__ = "events"
-    __table_args__ = (UniqueConstraint("issuer_id", "card_id", "sequence"),)
+    __table_args__ = (
+        UniqueConstraint("issuer_id", "card_id", "sequence"),
+        Index("ix_events_feed", "issuer_id", "txid", "event_id"),
+    )
 
     event_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     issuer_id: Mapped[str] = mapped_column(String(10), index=True)
@@ -186,6 +194,7 @@ class EventRow(Base):
     payload: Mapped[dict[str, Any]]
     occurred_at: Mapped[datetime]
     recorded_at: Mapped[datetime]
+    txid: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class DeliveryRow(Base):
@@ -240,3 +249,42 @@ class EndpointStateRow(Base):
     endpoint_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     disabled_at: Mapped[datetime]
     reason: Mapped[str] = mapped_column(String(255))
+
+
+class EndpointHealthRow(Base):
+    """An endpoint's current failure streak (domain/endpoint_health.py decides what it means)."""
+
+    __tablename__ = "endpoint_health"
+
+    issuer_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    endpoint_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    failing_since: Mapped[datetime | None]
+    warned_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_failure_at: Mapped[datetime | None]
+
+
+class EndpointEventRow(Base):
+    """What happened to an endpoint (warned, disabled, recovered, enabled): for operators."""
+
+    __tablename__ = "endpoint_events"
+
+    endpoint_event_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    issuer_id: Mapped[str] = mapped_column(String(10))
+    endpoint_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(String(255))
+
+
+class SandboxChaosRow(Base):
+    """Sandbox chaos settings of one endpoint (domain/chaos.py)."""
+
+    __tablename__ = "sandbox_chaos"
+
+    issuer_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    endpoint_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    duplicate: Mapped[float]
+    delay_seconds: Mapped[float]
+    reorder: Mapped[bool]

@@ -27,7 +27,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
+from issuance.db.endpoint_health import disable, record_attempts, reset
 from issuance.db.models import Base, DeliveryAttemptRow, DeliveryRow, EndpointStateRow, EventRow
+from issuance.domain.endpoint_health import HealthPolicy
 from issuance.domain.retry import Decision, Outcome, Verdict
 
 
@@ -168,8 +170,14 @@ class Settlement:
     latency_ms: float
 
 
-def settle(engine: Engine, settlements: list[Settlement], *, worker_id: str) -> None:
-    """Record each attempt and its consequence in one transaction (two executemany statements);
+def settle(
+    engine: Engine,
+    settlements: list[Settlement],
+    *,
+    worker_id: str,
+    health: HealthPolicy | None = None,
+) -> None:
+    """Record each attempt, its consequence and the endpoints' health in one transaction;
     claims another worker took over are left alone."""
     if not settlements:
         return
@@ -218,7 +226,35 @@ def settle(engine: Engine, settlements: list[Settlement], *, worker_id: str) -> 
         )
         for item in settlements:
             if item.decision.verdict is Verdict.GONE:
-                _disable(session, item.claim, at=item.attempted_at)
+                reason = f"410 Gone answered for event {item.claim.event_id}"
+                disable(
+                    session,
+                    item.claim.issuer_id,
+                    item.claim.endpoint_id,
+                    at=item.attempted_at,
+                    reason=reason,
+                )
+        record_attempts(
+            session,
+            _tally(settlements),
+            at=max(item.attempted_at for item in settlements),
+            policy=health or HealthPolicy(),
+        )
+
+
+def _tally(settlements: list[Settlement]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(successes, failures) per endpoint; a 410 is neither (it disables on its own)."""
+    tally: dict[tuple[str, str], tuple[int, int]] = {}
+    for item in settlements:
+        key = (item.claim.issuer_id, item.claim.endpoint_id)
+        ok, failed = tally.get(key, (0, 0))
+        verdict = item.decision.verdict
+        if verdict is Verdict.DELIVERED:
+            ok += 1
+        elif verdict is not Verdict.GONE:
+            failed += 1
+        tally[key] = (ok, failed)
+    return tally
 
 
 def _table(model: type[Base]) -> Table:
@@ -322,16 +358,6 @@ def replay(
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def _disable(session: Session, gone: Claim, *, at: datetime) -> None:
-    """A 410 stops delivery to the whole endpoint, as the receiver asked."""
-    key = (gone.issuer_id, gone.endpoint_id)
-    if session.get(EndpointStateRow, key) is None:
-        reason = f"410 Gone answered for event {gone.event_id}"
-        session.add(
-            EndpointStateRow(issuer_id=key[0], endpoint_id=key[1], disabled_at=at, reason=reason)
-        )
-
-
 def disabled_endpoints(engine: Engine) -> list[tuple[str, str, datetime, str]]:
     """(issuer, endpoint, since, why) of every disabled endpoint."""
     with Session(engine) as session:
@@ -342,14 +368,17 @@ def disabled_endpoints(engine: Engine) -> list[tuple[str, str, datetime, str]]:
         ]
 
 
-def enable_endpoint(engine: Engine, *, issuer_id: str, endpoint_id: str) -> bool:
-    """Resume delivery to an endpoint; its pending notifications flow again (GONE ones need a
-    replay). False when it was not disabled."""
+def enable_endpoint(
+    engine: Engine, *, issuer_id: str, endpoint_id: str, at: datetime | None = None
+) -> bool:
+    """Resume delivery to an endpoint; its pending notifications flow again (GONE and FAILED
+    ones need a replay) and its failure streak starts over. False when it was not disabled."""
     with Session(engine) as session, session.begin():
         row = session.get(EndpointStateRow, (issuer_id, endpoint_id))
         if row is None:
             return False
         session.delete(row)
+        reset(session, issuer_id, endpoint_id, at=at or datetime.now(UTC))
         return True
 
 

@@ -1,4 +1,5 @@
-"""Sandbox state in the database, so every process of a sandbox shares it: clock and scenarios."""
+"""Sandbox state in the database, so every process of a sandbox shares it: clock, scenarios,
+chaos."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from issuance.db.engine import SQLITE_BEGIN
-from issuance.db.models import SandboxClockRow, SandboxScenarioRow
+from issuance.db.models import SandboxChaosRow, SandboxClockRow, SandboxScenarioRow
+from issuance.domain.chaos import Chaos
 
 CLOCK_ROW = 1
 
@@ -59,3 +61,35 @@ class SqlScenarioStore:
                     issuer_id=issuer_id, card_id=card_id, scenario=scenario, stage=stage
                 )
             )
+
+
+class SqlChaosStore:
+    """Chaos settings per (issuer, endpoint); an endpoint without a row gets none."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def all(self) -> dict[tuple[str, str], Chaos]:
+        with self.engine.connect().execution_options(**{SQLITE_BEGIN: "DEFERRED"}) as connection:
+            rows = connection.execute(select(SandboxChaosRow)).all()
+        return {
+            (row.issuer_id, row.endpoint_id): Chaos(row.duplicate, row.delay_seconds, row.reorder)
+            for row in rows
+        }
+
+    def put(self, issuer_id: str, endpoint_id: str, chaos: Chaos) -> None:
+        with Session(self.engine) as session, session.begin():
+            existing = session.get(SandboxChaosRow, (issuer_id, endpoint_id))
+            if existing is not None:
+                session.delete(existing)
+                session.flush()
+            if chaos.active:
+                session.add(
+                    SandboxChaosRow(
+                        issuer_id=issuer_id,
+                        endpoint_id=endpoint_id,
+                        duplicate=chaos.duplicate,
+                        delay_seconds=chaos.delay_seconds,
+                        reorder=chaos.reorder,
+                    )
+                )

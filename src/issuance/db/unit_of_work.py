@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,6 +15,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from issuance.db.config_repositories import SqlConfigRepository, SqlStockRepository
 from issuance.db.engine import SQLITE_BEGIN
+from issuance.db.feed import current_txid
 from issuance.db.models import CardRow, DeliveryRow, EventRow
 from issuance.db.outbox import DeliveryStatus
 from issuance.db.repositories import SqlOrderRepository, copy_state
@@ -75,7 +76,7 @@ class SqlUnitOfWork:
         issuer = self.config.issuer(order.issuer_id)
         endpoints = [e.endpoint_id for e in issuer.notification_endpoints] if issuer else []
         for event in order.events:
-            sequence = self._next_sequence(order.issuer_id, order.card_id)
+            sequence, txid = self._next_sequence(order.issuer_id, order.card_id)
             operation = {**event.operation, "sequence": sequence}
             row = EventRow(
                 issuer_id=order.issuer_id,
@@ -86,6 +87,7 @@ class SqlUnitOfWork:
                 payload=operation,
                 occurred_at=event.occurred_at,
                 recorded_at=now,
+                txid=txid,
             )
             self.session.add(row)
             for endpoint_id in endpoints:
@@ -101,22 +103,27 @@ class SqlUnitOfWork:
                 )
         order.events.clear()
 
-    def _next_sequence(self, issuer_id: str, card_id: str) -> int:
-        """Increment the card's counter under its row lock: gap-free, one writer at a time."""
-        dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
+    def _next_sequence(self, issuer_id: str, card_id: str) -> tuple[int, int]:
+        """Increment the card's counter under its row lock: gap-free, one writer at a time.
+
+        Also the event's change-feed `txid` (db/feed.py): on PostgreSQL this transaction's id,
+        or the card's previous event's if higher, so the feed keeps the card's order; else 0.
+        """
+        on_postgresql = self.session.get_bind().dialect.name == "postgresql"
+        dialect = postgresql if on_postgresql else sqlite
         self.session.execute(
             dialect.insert(CardRow)
             .values(issuer_id=issuer_id, card_id=card_id, last_sequence=0)
             .on_conflict_do_nothing()
         )
-        return int(
-            self.session.execute(
-                update(CardRow)
-                .where(CardRow.issuer_id == issuer_id, CardRow.card_id == card_id)
-                .values(last_sequence=CardRow.last_sequence + 1)
-                .returning(CardRow.last_sequence)
-            ).scalar_one()
-        )
+        txid = func.greatest(CardRow.last_txid, current_txid()) if on_postgresql else 0
+        sequence, last_txid = self.session.execute(
+            update(CardRow)
+            .where(CardRow.issuer_id == issuer_id, CardRow.card_id == card_id)
+            .values(last_sequence=CardRow.last_sequence + 1, last_txid=txid)
+            .returning(CardRow.last_sequence, CardRow.last_txid)
+        ).one()
+        return int(sequence), int(last_txid)
 
 
 def unit_of_work_factory(engine: Engine, *, read_only: bool = False) -> Callable[[], SqlUnitOfWork]:

@@ -26,9 +26,13 @@ import aiohttp
 import structlog
 
 from issuance.db.outbox import Claim, Settlement, claim, settle
+from issuance.db.sandbox import SqlChaosStore
 from issuance.delivery import metrics
+from issuance.delivery.outbound_auth import TokenCache, TokenUnavailable
 from issuance.delivery.sender import Sent, message_id, prepare, send_async
 from issuance.delivery.settler import Settler
+from issuance.domain.chaos import Chaos
+from issuance.domain.endpoint_health import HealthPolicy
 from issuance.domain.parties import NotificationEndpoint
 from issuance.domain.retry import Outcome, RetryPolicy, Verdict
 from issuance.platform import Platform, utc_now
@@ -53,6 +57,7 @@ class DeliveryWorker:
     concurrency: int = 64  # POSTs in flight at once
     capacity: int = 1024  # deliveries claimed and not yet settled
     idle_seconds: float = 0.05  # between two empty claims
+    tokens: TokenCache = field(default_factory=TokenCache)  # for endpoints that want OAuth
     _gone: set[Key] = field(default_factory=set)  # answered 410 since the last claim
     _anchor: tuple[datetime, float] = field(default_factory=lambda: (utc_now(), time.monotonic()))
 
@@ -111,20 +116,21 @@ class DeliveryWorker:
         limit: int,
         stopping: threading.Event | None,
     ) -> int:
-        claims, endpoints, lease_ends = await asyncio.to_thread(self._claim, limit)
-        gate = asyncio.Semaphore(self.concurrency)
-        for key, chunk in _chunks(claims, endpoints):
-            post = self._post(session, endpoints[key], chunk, settler, gate, lease_ends, stopping)
-            in_flight[asyncio.create_task(post)] = len(chunk)
+        claims, context = await asyncio.to_thread(self._claim, limit)
+        batch = _Batch(session, settler, asyncio.Semaphore(self.concurrency), stopping, *context)
+        for key, chunk in _chunks(claims, batch.endpoints):
+            in_flight[asyncio.create_task(self._post(batch, key, chunk))] = len(chunk)
         return len(claims)
 
-    def _claim(
-        self, limit: int
-    ) -> tuple[list[Claim], dict[Key, NotificationEndpoint | None], datetime]:
+    def _claim(self, limit: int) -> tuple[list[Claim], _Context]:
         now = self._read_clock()
         lease = self.lease or timedelta(seconds=self.platform.settings.delivery_lease_seconds)
         endpoints = self._endpoints()
-        unordered = frozenset(k for k, e in endpoints.items() if e and not e.per_card_order)
+        chaos = SqlChaosStore(self.platform.engine).all() if self.platform.settings.sandbox else {}
+        unordered = frozenset(
+            [k for k, e in endpoints.items() if e and not e.per_card_order]
+            + [k for k, c in chaos.items() if c.reorder]
+        )
         self._gone.clear()  # a 410 is settled by now: claiming skips disabled endpoints
         claims = claim(
             self.platform.engine,
@@ -134,9 +140,11 @@ class DeliveryWorker:
             limit=limit,
             unordered=unordered,
         )
+        if any(c.reorder for c in chaos.values()):
+            self.rng.shuffle(claims)  # chaos: sequence n+1 may be posted before n
         missing = {(c.issuer_id, c.endpoint_id) for c in claims} - endpoints.keys()
         endpoints.update(dict.fromkeys(missing))
-        return claims, endpoints, now + lease
+        return claims, (now + lease, endpoints, chaos)
 
     def _endpoints(self) -> dict[Key, NotificationEndpoint | None]:
         with self.platform.reader() as uow:
@@ -148,31 +156,27 @@ class DeliveryWorker:
             for e in issuer.notification_endpoints
         }
 
-    async def _post(
-        self,
-        session: aiohttp.ClientSession,
-        endpoint: NotificationEndpoint | None,
-        chunk: list[Claim],
-        settler: Settler,
-        gate: asyncio.Semaphore,
-        lease_ends: datetime,
-        stopping: threading.Event | None,
-    ) -> int:
+    async def _post(self, batch: _Batch, key: Key, chunk: list[Claim]) -> int:
         """Send one chunk and hand its settlements over; 0 when it was left to its lease."""
-        key = (chunk[0].issuer_id, chunk[0].endpoint_id)
-        async with gate:
-            timeout = timedelta(seconds=endpoint.timeout_seconds if endpoint else 0)
+        endpoint, chaos = batch.endpoints.get(key), batch.chaos.get(key)
+        timeout = timedelta(seconds=endpoint.timeout_seconds if endpoint else 0)
+        async with batch.gate:
+            if chaos is not None:  # held back, but never past what the lease allows
+                room = (batch.lease_ends - self._now() - timeout).total_seconds() - 1
+                await asyncio.sleep(max(0.0, min(chaos.delay(self.rng), room)))
             if (
-                (stopping is not None and stopping.is_set())
+                (batch.stopping is not None and batch.stopping.is_set())
                 or key in self._gone
-                or self._now() + timeout >= lease_ends  # another worker may own it by then
+                or self._now() + timeout >= batch.lease_ends  # another worker may own it by then
             ):
                 return 0  # the claims free up when their lease ends
             attempted_at = self._now()
-            sent = await self._send(session, endpoint, chunk)
+            sent = await self._send(batch.session, endpoint, chunk)
+            if chaos is not None and chaos.copies(self.rng) > 1:
+                await self._send(batch.session, endpoint, chunk)  # chaos: the same POST again
         if sent.outcome.status_code == 410:
             self._gone.add(key)
-        settler.add(self._settlements(chunk, sent, attempted_at))
+        batch.settler.add(self._settlements(chunk, sent, attempted_at))
         return len(chunk)
 
     async def _send(
@@ -183,13 +187,20 @@ class DeliveryWorker:
     ) -> Sent:
         if endpoint is None:  # removed from the configuration: retried until it comes back
             return Sent(Outcome(error="endpoint no longer configured"), 0.0, "")
+        try:
+            bearer = await self.tokens.bearer(session, endpoint)
+        except TokenUnavailable as error:
+            return Sent(Outcome(error=f"OAuth: {error}"), 0.0, "")
         request = prepare(
             endpoint,
             issuer_id=chunk[0].issuer_id,
             operations=[c.operation for c in chunk],
             message=message_id([c.delivery_id for c in chunk]),
+            bearer=bearer,
         )
         sent = await send_async(session, request)
+        if sent.outcome.status_code == 401:
+            self.tokens.forget(endpoint)
         metrics.POST_SECONDS.observe(sent.latency_ms / 1000)
         log.debug(
             "notification sent",
@@ -226,7 +237,12 @@ class DeliveryWorker:
         return settlements
 
     def _settle(self, settlements: list[Settlement]) -> None:
-        settle(self.platform.engine, settlements, worker_id=self.identity)
+        settings = self.platform.settings
+        health = HealthPolicy(
+            warn_after=timedelta(hours=settings.endpoint_warn_after_hours),
+            disable_after=timedelta(hours=settings.endpoint_disable_after_hours),
+        )
+        settle(self.platform.engine, settlements, worker_id=self.identity, health=health)
 
     def _now(self) -> datetime:
         """The given clock, or the platform's read once per claim and run on by the monotonic
@@ -244,6 +260,22 @@ class DeliveryWorker:
     def _session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=300)
         return aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+
+_Context = tuple[datetime, dict[Key, NotificationEndpoint | None], dict[Key, Chaos]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """What the POSTs of one claim share."""
+
+    session: aiohttp.ClientSession
+    settler: Settler
+    gate: asyncio.Semaphore
+    stopping: threading.Event | None
+    lease_ends: datetime
+    endpoints: dict[Key, NotificationEndpoint | None]
+    chaos: dict[Key, Chaos]
 
 
 def _chunks(

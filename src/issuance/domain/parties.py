@@ -72,6 +72,17 @@ class Operator(ConfigModel):
 SigningSecret = Annotated[str, StringConstraints(pattern=r"^whsec_[A-Za-z0-9+/=]{32,}$")]
 
 
+class OutboundOAuth(ConfigModel):
+    """The issuer's own OAuth server, when its endpoint wants a bearer token (D1's Authorization
+    header on notifications): a client-credentials token is fetched, cached until shortly before
+    it expires, and fetched again after a 401."""
+
+    token_url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
+    client_id: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    client_secret: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    scope: Annotated[str, StringConstraints(max_length=1024)] | None = None
+
+
 class NotificationEndpoint(ConfigModel):
     """Where notifications for this issuer are sent (D1 path appended to `baseUrl`)."""
 
@@ -86,6 +97,7 @@ class NotificationEndpoint(ConfigModel):
     # receiver orders by sequence itself may opt out, for throughput: events of one card then
     # travel concurrently and may arrive in any order.
     per_card_order: bool = True
+    oauth: OutboundOAuth | None = None
 
     @property
     def url(self) -> str:

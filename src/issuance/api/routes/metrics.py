@@ -1,7 +1,9 @@
 """`GET /metrics`: Prometheus text format, computed from the database at each scrape.
 
 Reading the outbox rather than counting in memory means every API and worker process reports
-the same figures, and a restart loses none.
+the same figures, and a restart loses none. Latency histograms are the exception: they are
+counted by the process that delivers (this one when `serve` delivers; `issuance worker
+--metrics-port` serves a worker's).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from issuance.api.deps import PlatformDep
 from issuance.db.outbox import gauges
+from issuance.delivery import metrics as delivery_metrics
 from issuance.platform import Platform
 
 router = APIRouter(tags=["Platform"])
@@ -58,6 +61,5 @@ class OutboxCollector(Collector):
 def metrics(platform: PlatformDep) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(OutboxCollector(platform))
-    return Response(
-        generate_latest(registry), media_type="text/plain; version=0.0.4; charset=utf-8"
-    )
+    exposition = generate_latest(registry) + generate_latest(delivery_metrics.REGISTRY)
+    return Response(exposition, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,4 +1,5 @@
-"""Sandbox controls (`/sandbox/v1`, sandbox mode only): the clock, scenarios, a simulator round."""
+"""Sandbox controls (`/sandbox/v1`, sandbox mode only): the clock, scenarios, a simulator round,
+notification chaos."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from issuance.api.deps import AnyCaller, CardIdPath, CurrentIssuer, PlatformDep
-from issuance.contract.workflow import ClockAdvance, ScenarioRequest
-from issuance.db.sandbox import SqlScenarioStore
+from issuance.api.deps import AnyCaller, CardIdPath, CurrentIssuer, EndpointIdPath, PlatformDep
+from issuance.contract.workflow import ChaosSettings, ClockAdvance, ScenarioRequest
+from issuance.db.sandbox import SqlChaosStore, SqlScenarioStore
+from issuance.domain.chaos import Chaos
 from issuance.domain.errors import NotFound
 from issuance.domain.operations import iso_utc
 from issuance.platform import Platform
+from issuance.services.endpoints import configured_endpoint
 
 router = APIRouter(prefix="/sandbox/v1", tags=["Sandbox"])
 
@@ -52,3 +55,30 @@ def set_scenario(
 def tick(_caller: AnyCaller, platform: PlatformDep) -> dict[str, int]:
     _sandbox(platform)
     return {"moved": platform.simulator().tick()}
+
+
+@router.put(
+    "/issuers/{issuerId}/endpoints/{endpointId}/chaos",
+    summary="Duplicate, delay and reorder this endpoint's notifications (all zero: none)",
+)
+def set_chaos(
+    issuer: CurrentIssuer, endpoint_id: EndpointIdPath, body: ChaosSettings, platform: PlatformDep
+) -> ChaosSettings:
+    """What the spec warns receivers about, on purpose: prove yours converges anyway."""
+    _sandbox(platform)
+    configured_endpoint(issuer.issuer_id, endpoint_id, uow=platform.reader())
+    chaos = Chaos(body.duplicate, body.delay_seconds, body.reorder)
+    SqlChaosStore(platform.engine).put(issuer.issuer_id, endpoint_id, chaos)
+    return body
+
+
+@router.get("/issuers/{issuerId}/endpoints/{endpointId}/chaos", summary="This endpoint's chaos")
+def get_chaos(
+    issuer: CurrentIssuer, endpoint_id: EndpointIdPath, platform: PlatformDep
+) -> ChaosSettings:
+    _sandbox(platform)
+    configured_endpoint(issuer.issuer_id, endpoint_id, uow=platform.reader())
+    chaos = SqlChaosStore(platform.engine).all().get((issuer.issuer_id, endpoint_id), Chaos())
+    return ChaosSettings(
+        duplicate=chaos.duplicate, delay_seconds=chaos.delay_seconds, reorder=chaos.reorder
+    )

@@ -1,0 +1,145 @@
+"""Endpoint health in the database: failure streaks, the events operators read, auto-disable.
+
+Written in the settlement's transaction, so a streak never disagrees with the attempts logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from issuance.db.models import EndpointEventRow, EndpointHealthRow, EndpointStateRow
+from issuance.domain.endpoint_health import HealthEvent, HealthPolicy, Streak
+
+log = structlog.get_logger("issuance.delivery")
+
+Key = tuple[str, str]  # (issuer id, endpoint id)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def _streak(row: EndpointHealthRow | None) -> Streak:
+    if row is None:
+        return Streak()
+    return Streak(
+        consecutive_failures=row.consecutive_failures,
+        failing_since=_aware(row.failing_since),
+        warned_at=_aware(row.warned_at),
+        last_success_at=_aware(row.last_success_at),
+        last_failure_at=_aware(row.last_failure_at),
+    )
+
+
+def record_attempts(
+    session: Session,
+    tally: dict[Key, tuple[int, int]],
+    *,
+    at: datetime,
+    policy: HealthPolicy,
+) -> None:
+    """Fold (successes, failures) per endpoint into its streak; warn or disable as the policy says."""
+    for (issuer_id, endpoint_id), (successes, failures) in sorted(tally.items()):
+        row = session.get(EndpointHealthRow, (issuer_id, endpoint_id), with_for_update=True)
+        streak, events = policy.record(_streak(row), successes=successes, failures=failures, at=at)
+        if row is None:
+            row = EndpointHealthRow(issuer_id=issuer_id, endpoint_id=endpoint_id)
+            session.add(row)
+        row.consecutive_failures = streak.consecutive_failures
+        row.failing_since = streak.failing_since
+        row.warned_at = streak.warned_at
+        row.last_success_at = streak.last_success_at
+        row.last_failure_at = streak.last_failure_at
+        for event in events:
+            since = streak.failing_since.isoformat() if streak.failing_since else "?"
+            detail = {
+                HealthEvent.WARNED: f"failing since {since}; disabled after "
+                f"{policy.disable_after} of failure unless it recovers",
+                HealthEvent.DISABLED: f"failing since {since}: disabled after {policy.disable_after}",
+                HealthEvent.RECOVERED: "acknowledged a notification again",
+            }[event]
+            if event is HealthEvent.DISABLED:
+                disable(session, issuer_id, endpoint_id, at=at, reason=detail)
+            else:
+                note(session, issuer_id, endpoint_id, event, detail, at=at)
+
+
+def note(
+    session: Session,
+    issuer_id: str,
+    endpoint_id: str,
+    kind: HealthEvent,
+    detail: str,
+    *,
+    at: datetime,
+) -> None:
+    session.add(
+        EndpointEventRow(
+            issuer_id=issuer_id, endpoint_id=endpoint_id, at=at, kind=kind.value, detail=detail
+        )
+    )
+    log.warning(
+        "notification endpoint " + kind.value.lower(),
+        issuer_id=issuer_id,
+        endpoint=endpoint_id,
+        detail=detail,
+    )
+
+
+def disable(
+    session: Session, issuer_id: str, endpoint_id: str, *, at: datetime, reason: str
+) -> None:
+    """Stop delivery to the endpoint (idempotent: the first reason stays)."""
+    if session.get(EndpointStateRow, (issuer_id, endpoint_id)) is None:
+        session.add(
+            EndpointStateRow(
+                issuer_id=issuer_id, endpoint_id=endpoint_id, disabled_at=at, reason=reason[:255]
+            )
+        )
+        note(session, issuer_id, endpoint_id, HealthEvent.DISABLED, reason[:255], at=at)
+
+
+def reset(session: Session, issuer_id: str, endpoint_id: str, *, at: datetime) -> None:
+    """An operator enabled the endpoint: its streak starts again from nothing."""
+    row = session.get(EndpointHealthRow, (issuer_id, endpoint_id))
+    if row is not None:
+        row.consecutive_failures = 0
+        row.failing_since = None
+        row.warned_at = None
+    note(session, issuer_id, endpoint_id, HealthEvent.ENABLED, "delivery resumed", at=at)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointEvent:
+    issuer_id: str
+    endpoint_id: str
+    at: datetime
+    kind: str
+    detail: str
+
+
+def endpoint_events(
+    engine: Engine, *, issuer_id: str | None = None, limit: int = 100
+) -> list[EndpointEvent]:
+    """Newest first."""
+    query = select(EndpointEventRow).order_by(EndpointEventRow.endpoint_event_id.desc())
+    if issuer_id is not None:
+        query = query.where(EndpointEventRow.issuer_id == issuer_id)
+    with Session(engine) as session:
+        return [
+            EndpointEvent(r.issuer_id, r.endpoint_id, _aware(r.at) or r.at, r.kind, r.detail)
+            for r in session.scalars(query.limit(limit))
+        ]
+
+
+def streaks(engine: Engine) -> dict[Key, Streak]:
+    with Session(engine) as session:
+        return {
+            (row.issuer_id, row.endpoint_id): _streak(row)
+            for row in session.scalars(select(EndpointHealthRow))
+        }
