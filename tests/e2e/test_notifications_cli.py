@@ -7,12 +7,15 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
 from issuance.cli.config_file import SANDBOX_CONFIG, read_config
+from issuance.db.endpoint_health import disable
 from issuance.platform import Platform
 from issuance.services.configuration import load_config
 from tests.factories import DEMO
@@ -80,3 +83,26 @@ def test_ping_json_reports_what_the_endpoint_answered(
     assert unknown.returncode == 2
     assert "no notification endpoint nowhere" in unknown.stderr
     assert len(receiver.received) == 2
+
+
+def test_endpoints_json_shows_each_endpoints_state_and_streak(
+    platform: Platform, tmp_path: Path
+) -> None:
+    _point_demobank_at(platform, "http://127.0.0.1:9")
+    with Session(platform.engine) as session, session.begin():
+        disable(session, DEMO, "main", at=datetime.now(UTC), reason="410 Gone answered for event 7")
+
+    listed = _run("notifications", "endpoints", "--json", platform=platform, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    [main] = [e for e in json.loads(listed.stdout) if e["issuerId"] == DEMO]
+    assert (main["endpointId"], main["state"], main["reason"]) == (
+        "main",
+        "disabled",
+        "410 Gone answered for event 7",
+    )
+
+    enabled = _run("notifications", "enable", DEMO, "main", platform=platform, cwd=tmp_path)
+    assert enabled.returncode == 0, enabled.stderr
+    listed = _run("notifications", "endpoints", "--json", platform=platform, cwd=tmp_path)
+    [main] = [e for e in json.loads(listed.stdout) if e["issuerId"] == DEMO]
+    assert (main["state"], main["disabledAt"], main["consecutiveFailures"]) == ("enabled", None, 0)

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from issuance.db.endpoint_health import streaks
 from issuance.db.outbox import (
     DeliveryStatus,
     disabled_endpoints,
@@ -21,9 +22,10 @@ from issuance.db.outbox import (
     replay,
 )
 from issuance.delivery.ping import ping
+from issuance.domain.endpoint_health import Streak
 from issuance.domain.errors import NotFound
 from issuance.platform import Platform
-from issuance.services.endpoints import configured_endpoint
+from issuance.services.endpoints import configured_endpoint, configured_endpoints
 from issuance.settings import Settings
 
 notifications_app = typer.Typer(
@@ -102,25 +104,48 @@ def recover_command(
 
 
 @notifications_app.command("endpoints")
-def endpoints_command() -> None:
-    """Endpoints that answered 410 Gone and receive nothing until enabled."""
+def endpoints_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Every configured endpoint: enabled or not, and its failure streak."""
     platform = _platform()
     try:
-        disabled = disabled_endpoints(platform.engine)
+        configured = configured_endpoints(uow=platform.reader())
+        disabled = {(i, e): (at, why) for i, e, at, why in disabled_endpoints(platform.engine)}
+        health = streaks(platform.engine)
     finally:
         platform.close()
-    if not disabled:
-        out.print("every endpoint is enabled")
-        return
-    table = Table("issuer", "endpoint", "disabled since", "why")
-    for issuer_id, endpoint_id, since, why in disabled:
-        table.add_row(issuer_id, endpoint_id, since.isoformat(), why)
-    out.print(table)
+    table = Table("issuer", "endpoint", "state", "failures", "failing since", "why disabled")
+    rows: list[dict[str, object]] = []
+    for issuer_id, endpoint in configured:
+        key = (issuer_id, endpoint.endpoint_id)
+        since, why = disabled.get(key, (None, ""))
+        streak = health.get(key, Streak())
+        failing = streak.failing_since.isoformat() if streak.failing_since else ""
+        state = "disabled" if key in disabled else "warned" if streak.warned_at else "enabled"
+        if as_json:
+            rows.append(
+                {
+                    "issuerId": issuer_id,
+                    "endpointId": endpoint.endpoint_id,
+                    "state": state,
+                    "consecutiveFailures": streak.consecutive_failures,
+                    "failingSince": failing or None,
+                    "disabledAt": since.isoformat() if since else None,
+                    "reason": why or None,
+                }
+            )
+            continue
+        table.add_row(*key, state, str(streak.consecutive_failures), failing, why)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        out.print(table)
 
 
 @notifications_app.command("enable")
 def enable_command(issuer: str, endpoint: str) -> None:
-    """Resume delivery to ENDPOINT of ISSUER after it answered 410 Gone."""
+    """Resume delivery to ENDPOINT of ISSUER after a 410 Gone or a long failure streak."""
     platform = _platform()
     try:
         enabled = enable_endpoint(platform.engine, issuer_id=issuer, endpoint_id=endpoint)
