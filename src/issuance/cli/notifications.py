@@ -13,12 +13,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from issuance.db.delivery_log import find_deliveries
 from issuance.db.endpoint_health import streaks
 from issuance.db.outbox import (
     DeliveryStatus,
     disabled_endpoints,
     enable_endpoint,
-    list_deliveries,
     replay,
 )
 from issuance.delivery.ping import ping
@@ -50,7 +50,7 @@ def list_command(
     """Deliveries, newest first: event, card, sequence, state, attempts, last answer."""
     platform = _platform()
     try:
-        views = list_deliveries(
+        views = find_deliveries(
             platform.engine, status=status.value if status else None, issuer_id=issuer, limit=limit
         )
     finally:

@@ -67,7 +67,7 @@ def find_deliveries(
     card_id: str | None = None,
     limit: int = 100,
 ) -> list[DeliveryView]:
-    """Deliveries, newest first (`outbox.list_deliveries`, plus the card filter)."""
+    """Deliveries, newest first, for the CLI and the operator API."""
     query = _views().order_by(DeliveryRow.delivery_id.desc()).limit(limit)
     if status is not None:
         query = query.where(DeliveryRow.status == status)

@@ -291,40 +291,6 @@ class DeliveryView:
     last_error: str | None
 
 
-def list_deliveries(
-    engine: Engine, *, status: str | None = None, issuer_id: str | None = None, limit: int = 100
-) -> list[DeliveryView]:
-    """Deliveries, newest first."""
-    query = (
-        select(DeliveryRow, EventRow.sequence)
-        .join(EventRow, EventRow.event_id == DeliveryRow.event_id)
-        .order_by(DeliveryRow.delivery_id.desc())
-        .limit(limit)
-    )
-    if status is not None:
-        query = query.where(DeliveryRow.status == status)
-    if issuer_id is not None:
-        query = query.where(DeliveryRow.issuer_id == issuer_id)
-    with Session(engine) as session:
-        return [
-            DeliveryView(
-                delivery_id=row.delivery_id,
-                event_id=row.event_id,
-                issuer_id=row.issuer_id,
-                endpoint_id=row.endpoint_id,
-                card_id=row.card_id,
-                sequence=sequence,
-                status=row.status,
-                attempts=row.attempts,
-                next_attempt_at=_aware(row.next_attempt_at),
-                delivered_at=_aware(row.delivered_at),
-                last_status_code=row.last_status_code,
-                last_error=row.last_error,
-            )
-            for row, sequence in session.execute(query)
-        ]
-
-
 def replay(
     engine: Engine,
     *,
