@@ -463,6 +463,25 @@ def test_the_attempt_log_has_code_latency_and_error_never_the_body(
         assert secret_or_body not in logged
 
 
+def test_an_endpoint_that_opts_out_of_per_card_order_gets_a_cards_events_at_once(
+    server: Server, http: httpx.Client, receiver: Receiver
+) -> None:
+    platform = server.platform
+    endpoint = point_demobank_at(platform, receiver.url, per_call=1)
+    config = read_config(SANDBOX_CONFIG)
+    unordered = endpoint.config.model_copy(update={"per_card_order": False})
+    demo = config.issuers[0].model_copy(update={"notification_endpoints": (unordered,)})
+    load_config(
+        config.model_copy(update={"issuers": (demo, *config.issuers[1:])}), uow=platform.uow()
+    )
+    cards = order_cards(http, platform, 2, moves=[Action.PREPARE, Action.QUEUE])
+    clock = Clock()
+
+    assert worker(platform, clock).run_once() == 6  # every event of both cards in one round
+    assert Counter(keys(receiver.received)) == Counter((c, n) for c in cards for n in (1, 2, 3))
+    assert by_card(platform.engine) == {card: ["DELIVERED"] * 3 for card in cards}
+
+
 # --- workers that die, workers that race ---
 
 
