@@ -148,7 +148,9 @@ def enable_command(issuer: str, endpoint: str) -> None:
     """Resume delivery to ENDPOINT of ISSUER after a 410 Gone or a long failure streak."""
     platform = _platform()
     try:
-        enabled = enable_endpoint(platform.engine, issuer_id=issuer, endpoint_id=endpoint)
+        enabled = enable_endpoint(
+            platform.engine, issuer_id=issuer, endpoint_id=endpoint, at=platform.clock()
+        )
     finally:
         platform.close()
     err.print(

@@ -184,6 +184,7 @@ def settle(
     deliveries, attempts = _table(DeliveryRow), _table(DeliveryAttemptRow)
     rows = [_settled(item, worker_id) for item in settlements]
     with Session(engine) as session, session.begin():
+        owned = _still_claimed(session, settlements, worker_id)
         session.connection().execute(
             update(deliveries)
             .where(
@@ -236,10 +237,22 @@ def settle(
                 )
         record_attempts(
             session,
-            _tally(settlements),
+            _tally([item for item in settlements if item.claim.delivery_id in owned]),
             at=max(item.attempted_at for item in settlements),
             policy=health or HealthPolicy(),
         )
+
+
+def _still_claimed(session: Session, settlements: list[Settlement], worker_id: str) -> set[int]:
+    """The deliveries this worker still holds: a late settlement of a lost claim changes nothing
+    but the attempt log (the POST did happen)."""
+    query = select(DeliveryRow.delivery_id).where(
+        DeliveryRow.delivery_id.in_([item.claim.delivery_id for item in settlements]),
+        DeliveryRow.claimed_by == worker_id,
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return set(session.scalars(query))
 
 
 def _tally(settlements: list[Settlement]) -> dict[tuple[str, str], tuple[int, int]]:

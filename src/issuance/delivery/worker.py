@@ -160,10 +160,10 @@ class DeliveryWorker:
         """Send one chunk and hand its settlements over; 0 when it was left to its lease."""
         endpoint, chaos = batch.endpoints.get(key), batch.chaos.get(key)
         timeout = timedelta(seconds=endpoint.timeout_seconds if endpoint else 0)
+        if chaos is not None:  # held back (without a POST slot), never past what the lease allows
+            room = (batch.lease_ends - self._now() - timeout).total_seconds() - 1
+            await asyncio.sleep(max(0.0, min(chaos.delay(self.rng), room)))
         async with batch.gate:
-            if chaos is not None:  # held back, but never past what the lease allows
-                room = (batch.lease_ends - self._now() - timeout).total_seconds() - 1
-                await asyncio.sleep(max(0.0, min(chaos.delay(self.rng), room)))
             if (
                 (batch.stopping is not None and batch.stopping.is_set())
                 or key in self._gone

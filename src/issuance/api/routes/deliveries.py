@@ -229,7 +229,7 @@ def list_endpoint_events(
 
 @router.post(
     "/issuers/{issuerId}/endpoints/{endpointId}:enable",
-    summary="Resume delivery to an endpoint that answered 410 Gone (GONE deliveries need a replay)",
+    summary="Resume delivery to a disabled endpoint (its FAILED and GONE deliveries need a replay)",
     response_model=Enabled,
     responses=NOT_FOUND,
 )
@@ -240,7 +240,9 @@ def enable(
     endpoint_id: EndpointIdPath,
 ) -> Enabled:
     configured_endpoint(issuer_id, endpoint_id, uow=platform.reader())
-    was_disabled = enable_endpoint(platform.engine, issuer_id=issuer_id, endpoint_id=endpoint_id)
+    was_disabled = enable_endpoint(
+        platform.engine, issuer_id=issuer_id, endpoint_id=endpoint_id, at=platform.clock()
+    )
     return Enabled(issuer_id=issuer_id, endpoint_id=endpoint_id, was_disabled=was_disabled)
 
 
