@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test check unit fmt migrate clean
+.PHONY: run test check unit fmt migrate bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ check: $(STAMP)
 ## test: every check, then every test (PostgreSQL ones when a server answers)
 test: check
 	$(BIN)/pytest -n 2 --dist loadgroup
+
+## bench: delivery throughput and lag next to the raw POST ceiling, SQLite then PostgreSQL
+bench: $(STAMP)
+	$(BIN)/python bench/delivery.py --json bench/results/delivery-sqlite.json
+	$(BIN)/python bench/delivery.py --json bench/results/delivery-postgresql.json \
+		--database-url $${ISSUANCE_BENCH_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/bench}
 
 ## fmt: apply the formatter and the safe lint fixes
 fmt: $(STAMP)
