@@ -35,7 +35,7 @@ from typing import Any
 
 import aiohttp
 import httpx
-from sqlalchemy import func, insert, select
+from sqlalchemy import create_engine, func, insert, make_url, select
 
 from issuance.cli.config_file import SANDBOX_CONFIG, read_config
 from issuance.db.migrate import upgrade
@@ -135,7 +135,20 @@ async def ceiling_httpx(url: str, seconds: float, concurrency: int) -> float:
 # --- the platform ---
 
 
+def fresh_database(url: str) -> None:
+    """PostgreSQL: drop and create the named database, so every run starts empty."""
+    target = make_url(url)
+    if target.get_backend_name() != "postgresql":
+        return
+    server = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
+        connection.exec_driver_sql(f'CREATE DATABASE "{target.database}"')
+    server.dispose()
+
+
 def prepare_database(url: str, receiver: str, per_call: int) -> Platform:
+    fresh_database(url)
     upgrade(url)
     platform = Platform.build(Settings(database_url=url, sandbox=True, keys_dir=HERE / ".keys"))
     config = read_config(SANDBOX_CONFIG)

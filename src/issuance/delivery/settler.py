@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import Executor
 
 import structlog
 
@@ -18,8 +19,11 @@ log = structlog.get_logger("issuance.delivery")
 
 
 class Settler:
-    def __init__(self, write: Callable[[list[Settlement]], None]) -> None:
+    def __init__(
+        self, write: Callable[[list[Settlement]], None], database: Executor | None = None
+    ) -> None:
         self._write = write
+        self._database = database  # where database work runs (None: asyncio's default threads)
         self._pending: list[Settlement] = []
         self._wake = asyncio.Event()
         self._closing = False
@@ -46,7 +50,8 @@ class Settler:
             batch, self._pending = self._pending, []
             if batch:
                 try:
-                    await asyncio.to_thread(self._write, batch)
+                    loop = asyncio.get_running_loop()
+                    await loop.run_in_executor(self._database, self._write, batch)
                 except Exception:  # the leases run out and the deliveries are sent again
                     log.exception("settling failed", deliveries=len(batch))
             if self._closing and not self._pending:

@@ -19,6 +19,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -59,6 +60,11 @@ class DeliveryWorker:
     idle_seconds: float = 0.05  # between two empty claims
     tokens: TokenCache = field(default_factory=TokenCache)  # for endpoints that want OAuth
     _gone: set[Key] = field(default_factory=set)  # answered 410 since the last claim
+    # One thread for all database work (claims, settlements): on SQLite two would only queue on
+    # the write lock, in sleeps; on PostgreSQL it keeps one connection busy, not several.
+    _database: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="delivery-db")
+    )
     _anchor: tuple[datetime, float] = field(default_factory=lambda: (utc_now(), time.monotonic()))
 
     # --- entry points ---
@@ -74,7 +80,7 @@ class DeliveryWorker:
     async def pump(self, stopping: threading.Event) -> None:
         """Keep up to `capacity` deliveries in flight, claiming more as POSTs are answered."""
         async with self._session() as session:
-            settler = Settler(self._settle)
+            settler = Settler(self._settle, self._database)
             settler.start()
             in_flight: dict[asyncio.Task[int], int] = {}
             try:
@@ -100,7 +106,7 @@ class DeliveryWorker:
 
     async def _session_round(self, stopping: threading.Event | None) -> int:
         async with self._session() as session:
-            settler = Settler(self._settle)
+            settler = Settler(self._settle, self._database)
             settler.start()
             in_flight: dict[asyncio.Task[int], int] = {}
             await self._launch(session, settler, in_flight, self.capacity, stopping)
@@ -116,7 +122,8 @@ class DeliveryWorker:
         limit: int,
         stopping: threading.Event | None,
     ) -> int:
-        claims, context = await asyncio.to_thread(self._claim, limit)
+        loop = asyncio.get_running_loop()
+        claims, context = await loop.run_in_executor(self._database, self._claim, limit)
         batch = _Batch(session, settler, asyncio.Semaphore(self.concurrency), stopping, *context)
         for key, chunk in _chunks(claims, batch.endpoints):
             in_flight[asyncio.create_task(self._post(batch, key, chunk))] = len(chunk)
