@@ -4,7 +4,8 @@
                                        [--workers W] [--json PATH]
 
 1. Ceiling: the fastest raw POST loop we can write against the same receiver (bench/receiver.py),
-   with aiohttp and with httpx, 32 requests in flight, each POST carrying one signed operation.
+   with aiohttp and with httpx, each on asyncio's loop and on uvloop, 32 requests in flight, each
+   POST carrying one signed operation. The worker runs aiohttp on uvloop.
 2. Throughput: N events for N cards are seeded into the outbox, then W `issuance worker`
    processes drain it; the rate is counted at the receiver, first arrival to last.
 3. Lag: events are written at a steady rate while the workers run; the lag of each one is its
@@ -35,6 +36,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import uvloop
 from sqlalchemy import create_engine, func, insert, make_url, select
 
 from issuance.cli.config_file import SANDBOX_CONFIG, read_config
@@ -361,8 +363,13 @@ def main() -> None:
                 except httpx.HTTPError:
                     time.sleep(0.05)
             ceilings = {
-                name: round(asyncio.run(loop(receiver + NOTIFY, 5.0, 32)), 1)
-                for name, loop in (("aiohttp", ceiling_aiohttp), ("httpx", ceiling_httpx))
+                name: round(run(loop(receiver + NOTIFY, 5.0, 32)), 1)
+                for name, loop, run in (
+                    ("aiohttp", ceiling_aiohttp, asyncio.run),
+                    ("aiohttp+uvloop", ceiling_aiohttp, uvloop.run),
+                    ("httpx", ceiling_httpx, asyncio.run),
+                    ("httpx+uvloop", ceiling_httpx, uvloop.run),
+                )
             }
             platform = prepare_database(url, receiver, args.per_call)
             drained = throughput(platform, url, receiver, args, directory)

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 
 import aiohttp
 import structlog
+import uvloop
 
 from issuance.db.outbox import Claim, Settlement, claim, settle
 from issuance.db.sandbox import SqlChaosStore
@@ -71,11 +72,15 @@ class DeliveryWorker:
 
     def run_once(self, *, stopping: threading.Event | None = None) -> int:
         """One round, blocking: claim, send everything claimed, settle; deliveries attempted."""
-        return asyncio.run(self._session_round(stopping))
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(self._session_round(stopping))
 
     def run(self, stopping: threading.Event) -> None:
         """Deliver until `stopping` is set, then finish the POSTs in flight and settle them."""
-        asyncio.run(self.pump(stopping))
+        with asyncio.Runner(
+            loop_factory=uvloop.new_event_loop
+        ) as runner:  # libuv: fewer µs per POST
+            runner.run(self.pump(stopping))
 
     async def pump(self, stopping: threading.Event) -> None:
         """Keep up to `capacity` deliveries in flight, claiming more as POSTs are answered."""
