@@ -207,6 +207,7 @@ class DeliveryRow(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_pending", "status", "delivery_id"),  # claims walk it, oldest first
         Index("ix_deliveries_card", "endpoint_id", "issuer_id", "card_id", "event_id"),
     )
 

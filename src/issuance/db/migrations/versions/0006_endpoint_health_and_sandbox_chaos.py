@@ -1,4 +1,4 @@
-"""endpoint health, endpoint events and sandbox chaos
+"""endpoint health, endpoint events, sandbox chaos; claims walk pending deliveries in order
 
 Revision ID: 0006
 Revises: 0005
@@ -22,6 +22,7 @@ Moment = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    op.create_index("ix_deliveries_pending", "deliveries", ["status", "delivery_id"])
     op.create_table(
         "endpoint_health",
         sa.Column("issuer_id", sa.String(length=10), nullable=False),
@@ -55,6 +56,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_deliveries_pending", table_name="deliveries")
     op.drop_table("sandbox_chaos")
     op.drop_table("endpoint_events")
     op.drop_table("endpoint_health")
