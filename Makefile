@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test check unit fmt migrate bench clean
+.PHONY: run demo test check unit fmt migrate bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml
 ## run: install, migrate ./var/issuance.db, load the sandbox configuration, serve on :8000
 run: $(STAMP)
 	$(BIN)/issuance serve --sandbox --host $(HOST) --port $(PORT)
+
+## demo: the sandbox and the example issuer (examples/issuer_app.py) in a temporary directory;
+## a live table of each card as the issuer sees it next to the platform's (ports 8000 and 9001)
+demo: $(STAMP)
+	$(BIN)/issuance demo
 
 ## migrate: upgrade the configured database to the latest schema
 migrate: $(STAMP)

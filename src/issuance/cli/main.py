@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from issuance.cli.config_file import SANDBOX_CONFIG, format_errors, read_config
+from issuance.cli.demo import demo
 from issuance.cli.notifications import notifications_app
 from issuance.cli.orders import orders_app, stock_app
 from issuance.settings import Settings
@@ -26,6 +27,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(orders_app, name="orders")
 app.add_typer(stock_app, name="stock")
 app.add_typer(notifications_app, name="notifications")
+app.command()(demo)
 docs_app = typer.Typer(help="Generated documentation.", no_args_is_help=True)
 app.add_typer(docs_app, name="docs")
 
