@@ -7,60 +7,41 @@ sensitive key are dropped and anything that looks like a PAN is masked to first 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
 
-from issuance.contract.sensitive import luhn_ok
+from issuance.contract.sensitive import CARD_DATA_KEYS, mask_pans, normalized_key
 
-SENSITIVE_KEYS = frozenset(  # lower case, without "_" or "-"
+# Lower case, without "_" or "-": credentials, the JWE itself, and every name card data goes by
+# (PAN, expiry, CSC, tracks, chip data: contract/sensitive.py).
+SENSITIVE_KEYS = CARD_DATA_KEYS | frozenset(
     {
         "accesstoken",
         "refreshtoken",
         "clientsecret",
-        "pan",
-        "cvv",
-        "cvv1",
-        "cvv2",
-        "csc",
-        "pvv",
-        "track1",
-        "track2",
-        "track3",
-        "trackdata",
         "encrypteddata",
         "password",
         "secret",
         "assertion",
         "authorization",
+        "arqc",
+        "iad",
+        "icc",
+        "emv",
+        "cavv",
+        "dcvv",
+        "icvv",
+        "cvc3",
+        "pin",
     }
 )
-_DIGIT_RUN = re.compile(r"\d{10,}")
-
-
-def _mask(digits: str) -> str:
-    if len(digits) >= 13:
-        return digits[:6] + "*" * (len(digits) - 10) + digits[-4:]
-    if luhn_ok(digits):  # a short PAN: first six and last four would be all of it
-        return "*" * (len(digits) - 4) + digits[-4:]
-    return digits
-
-
-def mask_pans(text: str) -> str:
-    """`4539910012345678` → `453991******5678`: never more than first 6 and last 4.
-
-    Every run of 13 digits or more is masked (a PAN run together with its expiry included); a
-    shorter run (PANs may have 10 to 12 digits) is masked to its last four when it passes the
-    Luhn check, so ordinary numbers stay readable.
-    """
-    return _DIGIT_RUN.sub(lambda m: _mask(m.group(0)), text)
 
 
 def is_sensitive_key(key: object) -> bool:
     """`pan`, `PAN`, `track_data`, `trackData`, `access_token`… all match."""
-    return str(key).lower().replace("_", "").replace("-", "") in SENSITIVE_KEYS
+    return normalized_key(key) in SENSITIVE_KEYS
 
 
 def _redact(value: Any) -> Any:
@@ -80,6 +61,11 @@ def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mutab
 
 
 def configure_logging(*, json_output: bool, level: int = logging.INFO) -> None:
+    """structlog for our events, and the same redaction for other libraries' records.
+
+    `format_exc_info` turns a traceback into plain text before `redact` sees it: a pretty
+    traceback rendered later could print local variables, a decrypted PAN among them.
+    """
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json_output
@@ -97,3 +83,32 @@ def configure_logging(*, json_output: bool, level: int = logging.INFO) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
     )
+    _route_standard_logging(renderer)
+
+
+_HANDLER_NAME = "issuance-redacting"
+
+
+def _route_standard_logging(renderer: Any) -> None:
+    """Warnings and errors of uvicorn, SQLAlchemy, alembic… rendered like ours, redacted."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            redact,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler()
+    handler.set_name(_HANDLER_NAME)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for existing in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(existing)
+    root.addHandler(handler)

@@ -6,14 +6,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 
 from sqlalchemy import Engine
 
 from issuance.db.engine import make_engine
 from issuance.db.sandbox import SandboxClock, SqlScenarioStore
 from issuance.db.unit_of_work import SqlUnitOfWork, unit_of_work_factory
-from issuance.security.keys import KeyRing, load_key_ring
+from issuance.security.keys import KeyRing, KeySource
 from issuance.services.intake import IntakeKeys
 from issuance.services.simulator import Simulator
 from issuance.settings import Settings
@@ -32,7 +31,7 @@ def new_operation_id() -> str:
 class Platform:
     settings: Settings
     engine: Engine
-    keys: KeyRing
+    key_source: KeySource  # re-reads rotated key files: `keys` is always the current ring
     uow: Callable[[], SqlUnitOfWork]  # read and write
     reader: Callable[[], SqlUnitOfWork]  # read only: never waits for writers on SQLite
     clock: Callable[[], datetime] = field(default=utc_now)
@@ -43,12 +42,13 @@ class Platform:
     @classmethod
     def build(cls, settings: Settings) -> Platform:
         engine = make_engine(settings.database_url)
-        keys = load_key_ring(settings.keys_dir, generate=settings.sandbox)
+        master_key = settings.master_key.get_secret_value() if settings.master_key else None
+        keys = KeySource(settings.keys_dir, generate=settings.sandbox, master_key=master_key)
         platform = cls(
             settings=settings,
             engine=engine,
-            keys=keys,
-            uow=unit_of_work_factory(engine),
+            key_source=keys,
+            uow=unit_of_work_factory(engine, retention=settings.retention),
             reader=unit_of_work_factory(engine, read_only=True),
         )
         if settings.sandbox:
@@ -56,14 +56,16 @@ class Platform:
             platform.clock = platform.sandbox_clock
         return platform
 
-    @cached_property
+    @property
+    def keys(self) -> KeyRing:
+        return self.key_source.ring()
+
+    @property
     def intake_keys(self) -> IntakeKeys:
-        """The keys order intake uses, derived once per process, not once per card."""
+        """The keys order intake uses, from the current ring (a rotation shows within a second)."""
+        ring = self.keys
         return IntakeKeys(
-            jwe=self.keys.jwe_keys,
-            fingerprint=self.keys.fingerprint_key,
-            sealing_key_id=self.keys.sealing_key_id,
-            sealing_key=self.keys.data_keys[self.keys.sealing_key_id],
+            jwe=ring.jwe_keys, fingerprint=ring.fingerprint_key, masters=ring.master_keys
         )
 
     def simulator(self) -> Simulator:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from issuance.domain.retention import Retention
 
 DEFAULT_DATABASE_URL = "sqlite:///var/issuance.db"
 DEFAULT_KEYS_DIR = Path("var/keys")
@@ -41,9 +44,27 @@ class Settings(BaseSettings):
     endpoint_warn_after_hours: float = Field(default=12.0, gt=0)
     endpoint_disable_after_hours: float = Field(default=72.0, gt=0)
 
+    # Sensitive data (README, "Sensitive data"). Master keys: base64url 32-byte keys, comma-
+    # separated, the first wraps; else master-keys.json. Retention: hours card data is kept once
+    # the card is personalized (or has failed); 0 destroys it in that very change.
+    master_key: SecretStr | None = None
+    sensitive_retention_hours: float = Field(default=0.0, ge=0)
+    log_bodies: bool | None = None  # redacted request/response bodies; None: in sandbox
+    # Behind a proxy that terminates mTLS: the header carrying the SHA-256 (hex) of the verified
+    # client certificate. Only set it if the proxy always overwrites that header.
+    client_certificate_header: str | None = None
+
     @property
     def delivery_in_server(self) -> bool:
         return self.sandbox if self.deliver_in_server is None else self.deliver_in_server
+
+    @property
+    def body_logging(self) -> bool:
+        return self.sandbox if self.log_bodies is None else self.log_bodies
+
+    @property
+    def retention(self) -> Retention:
+        return Retention(timedelta(hours=self.sensitive_retention_hours))
 
     @property
     def simulator_enabled(self) -> bool:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
+
+from issuance.contract.sensitive import luhn_ok
 
 
 def test_openapi_describes_the_d1_endpoints_and_errors(http: httpx.Client) -> None:
@@ -47,3 +51,12 @@ def test_docs_page_is_served(http: httpx.Client) -> None:
     response = http.get("/docs")
     assert response.status_code == 200
     assert "swagger" in response.text.lower()
+
+
+def test_no_example_or_description_carries_card_data(http: httpx.Client) -> None:
+    """Numbers that could be PANs (13 to 19 digits passing the Luhn check), spaced or not."""
+    text = http.get("/openapi.json").text + http.get("/docs").text
+    candidates = [re.sub(r"\D", "", run) for run in re.findall(r"\d(?:[ -]?\d){12,18}", text)]
+
+    assert [c for c in candidates if luhn_ok(c)] == []
+    assert not re.search(r'(?i)"(cvv\d?|csc|pvv|track[123])"\s*:\s*"', text)

@@ -84,7 +84,11 @@ def test_a_body_that_is_not_an_object(issuer: IssuerClient) -> None:
             "FIELD_TOO_MANY_ITEMS",
             "cardDesign.customLines",
         ),
-        ({"trackData": {"track2": "4539910000000002=2911"}}, "FIELD_UNKNOWN", "trackData"),
+        (
+            {"trackData": {"track2": "4539910000000002=2911"}},
+            "SENSITIVE_DATA_NOT_ENCRYPTED",
+            "trackData",
+        ),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )
@@ -156,12 +160,12 @@ def test_oversized_body_without_content_length(issuer: IssuerClient) -> None:
 @pytest.mark.parametrize(
     ("card", "code", "field"),
     [
-        ({"pan": "4539910000000003"}, "FIELD_INVALID_FORMAT", "encryptedData.pan"),
-        ({"pan": "45399"}, "FIELD_INVALID_FORMAT", "encryptedData.pan"),
-        ({"pan": None}, "FIELD_MISSING", "encryptedData.pan"),
-        ({"exp": "2913"}, "FIELD_INVALID_FORMAT", "encryptedData.exp"),
-        ({"cvv2": "12a"}, "FIELD_INVALID_FORMAT", "encryptedData.cvv2"),
-        ({"favouriteColour": "blue"}, "FIELD_INVALID_FORMAT", "encryptedData.favouriteColour"),
+        ({"pan": "4539910000000003"}, "INVALID_JWE_CONTENT", "encryptedData.pan"),
+        ({"pan": "45399"}, "INVALID_JWE_CONTENT", "encryptedData.pan"),
+        ({"pan": None}, "INVALID_JWE_CONTENT", "encryptedData.pan"),
+        ({"exp": "2913"}, "INVALID_JWE_CONTENT", "encryptedData.exp"),
+        ({"cvv2": "12a"}, "INVALID_JWE_CONTENT", "encryptedData.cvv2"),
+        ({"favouriteColour": "blue"}, "INVALID_JWE_CONTENT", "encryptedData.favouriteColour"),
     ],
 )
 def test_decrypted_content_is_validated_without_echoing_it(

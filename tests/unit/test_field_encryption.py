@@ -225,3 +225,91 @@ def test_a_plaintext_that_is_not_json_is_refused_without_echoing_it(
     error = refusal(encrypted_raw(plaintext, jwe_key), jwe_keys)
 
     assert error.code in {"INVALID_JWE", "INVALID_JWE_CONTENT"}
+
+
+# Clear text where the JWE belongs
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        json.dumps(FIELDS),  # the card data as JSON text
+        " " + json.dumps([FIELDS]),
+        PAN,  # a bare PAN
+        f"{PAN}=29112010000012345",  # a track 2
+        f"B{PAN}^LOVELACE/ADA^2911201",  # a track 1
+        "4539 9100 1234 5676 2911".replace(" ", ""),
+    ],
+    ids=["json", "json-array", "pan", "track2", "track1", "pan-and-expiry"],
+)
+def test_card_data_in_clear_is_refused_as_not_encrypted(jwe_keys: KeySet, token: str) -> None:
+    assert refusal(token, jwe_keys).code == "SENSITIVE_DATA_NOT_ENCRYPTED"
+
+
+def test_a_real_jwe_is_never_taken_for_clear_data(jwe_key: ECKey, jwe_keys: KeySet) -> None:
+    """Base64url text may contain digits; a well-formed JWE is judged as a JWE all the same."""
+    for n in range(200):
+        assert decrypt_fields(encrypt_fields({"n": n}, jwe_key), jwe_keys) == {"n": n}
+
+
+# Only D1's configuration
+
+
+@pytest.mark.parametrize("curve", ["P-384", "P-521"])
+def test_an_ephemeral_key_on_another_curve_is_unsupported(
+    jwe_key: ECKey, jwe_keys: KeySet, curve: str
+) -> None:
+    epk = ECKey.generate_key(curve).as_dict(private=False)
+
+    token = with_header(encrypt_fields(FIELDS, jwe_key), epk=epk)
+
+    assert refusal(token, jwe_keys).code == "UNSUPPORTED_JWE_ALGORITHM"
+
+
+@pytest.mark.parametrize(
+    "epk",
+    [{"kty": "OKP", "crv": "X25519", "x": "AAAA"}, {"kty": "EC"}, {"crv": "P-256"}],
+    ids=["okp", "no-curve", "no-type"],
+)
+def test_an_ephemeral_key_of_another_type_is_unsupported(
+    jwe_key: ECKey, jwe_keys: KeySet, epk: dict[str, str]
+) -> None:
+    token = with_header(encrypt_fields(FIELDS, jwe_key), epk=epk)
+
+    assert refusal(token, jwe_keys).code == "UNSUPPORTED_JWE_ALGORITHM"
+
+
+@pytest.mark.parametrize(
+    "epk",
+    [
+        {"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"},  # not a point of the curve
+        {"kty": "EC", "crv": "P-256", "x": 7, "y": None},
+        {"kty": "EC", "crv": "P-256"},
+        "not-an-object",
+    ],
+    ids=["off-curve", "wrong-types", "no-coordinates", "string"],
+)
+def test_a_broken_ephemeral_key_is_invalid_not_a_crash(
+    jwe_key: ECKey, jwe_keys: KeySet, epk: Any
+) -> None:
+    token = with_header(encrypt_fields(FIELDS, jwe_key), epk=epk)
+
+    assert refusal(token, jwe_keys).code in {"INVALID_JWE", "UNSUPPORTED_JWE_ALGORITHM"}
+
+
+def test_compression_is_unsupported(jwe_key: ECKey, jwe_keys: KeySet) -> None:
+    """D1 documents no `zip`; compressing before encrypting also leaks length information."""
+    token = with_header(encrypt_fields(FIELDS, jwe_key), zip="DEF")
+
+    assert refusal(token, jwe_keys).code == "UNSUPPORTED_JWE_ALGORITHM"
+
+
+def test_both_active_keys_decrypt_and_a_retired_one_is_unknown(jwe_key: ECKey) -> None:
+    """A rotation: the new key first, the previous still active, the one before retired."""
+    new = ECKey.generate_key("P-256", parameters={"kid": "platform-jwe-2"})
+    retired = ECKey.generate_key("P-256", parameters={"kid": "platform-jwe-0"})
+    active = KeySet([new, jwe_key])
+
+    assert decrypt_fields(encrypt_fields(FIELDS, new), active) == FIELDS
+    assert decrypt_fields(encrypt_fields(FIELDS, jwe_key), active) == FIELDS
+    assert refusal(encrypt_fields(FIELDS, retired), active).code == "UNKNOWN_JWE_KEY"

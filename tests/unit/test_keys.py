@@ -1,4 +1,5 @@
-"""The key ring on disk: generated in sandbox mode, owner-only files, stable across loads."""
+"""The key ring on disk: generated in sandbox mode, owner-only files, stable across loads,
+re-read by a running process when a rotation changes a file."""
 
 from __future__ import annotations
 
@@ -9,11 +10,17 @@ from pathlib import Path
 import pytest
 from joserfc.jwk import ECKey
 
+from issuance.security.envelope import open_envelope, seal_envelope
 from issuance.security.field_encryption import decrypt_fields, encrypt_fields
-from issuance.security.keys import DATA_KEYS, JWE_KEYS, TOKEN_KEY, MissingKeys, load_key_ring
-from issuance.security.sealing import open_sealed, seal
+from issuance.security.keys import (
+    JWE_KEYS,
+    MASTER_KEYS,
+    TOKEN_KEY,
+    MissingKeys,
+    load_key_ring,
+)
 
-KEY_FILES = (JWE_KEYS, TOKEN_KEY, DATA_KEYS)
+KEY_FILES = (JWE_KEYS, TOKEN_KEY, MASTER_KEYS)
 
 
 def test_generate_creates_the_three_key_files_readable_by_their_owner_only(tmp_path: Path) -> None:
@@ -47,8 +54,8 @@ def test_a_generated_ring_has_one_key_of_each_kind(tmp_path: Path) -> None:
     assert jwe_key.kid
     assert ring.token_key.kid
     assert len(ring.token_key.raw_value) == 32
-    assert [len(key) for key in ring.data_keys.values()] == [32]
-    assert ring.sealing_key_id == next(iter(ring.data_keys))
+    assert [len(key) for key in ring.master_keys.keys.values()] == [32]
+    assert ring.master_keys.wrapping_key_id == next(iter(ring.master_keys.keys))
 
 
 def test_loading_twice_gives_the_same_keys(tmp_path: Path) -> None:
@@ -59,21 +66,19 @@ def test_loading_twice_gives_the_same_keys(tmp_path: Path) -> None:
     for ring in (second, third):
         assert ring.public_jwks() == first.public_jwks()
         assert ring.token_key.raw_value == first.token_key.raw_value
-        assert ring.data_keys == first.data_keys
+        assert ring.master_keys == first.master_keys
         assert ring.fingerprint_key == first.fingerprint_key
 
 
 def test_what_one_load_encrypts_and_seals_the_next_load_opens(tmp_path: Path) -> None:
     first = load_key_ring(tmp_path, generate=True)
     token = encrypt_fields({"pan": "4539910012345676"}, first.public_jwks()["keys"][0])
-    sealed = seal(b"secret", key=first.data_keys[first.sealing_key_id], context="c")
+    sealed = seal_envelope(b"secret", masters=first.master_keys, context="c")
 
     second = load_key_ring(tmp_path, generate=False)
 
     assert decrypt_fields(token, second.jwe_keys) == {"pan": "4539910012345676"}
-    assert (
-        open_sealed(sealed, key=second.data_keys[second.sealing_key_id], context="c") == b"secret"
-    )
+    assert open_envelope(sealed, masters=second.master_keys, context="c") == b"secret"
 
 
 def test_two_directories_get_different_keys(tmp_path: Path) -> None:
@@ -81,18 +86,18 @@ def test_two_directories_get_different_keys(tmp_path: Path) -> None:
     two = load_key_ring(tmp_path / "two", generate=True)
 
     assert one.token_key.raw_value != two.token_key.raw_value
-    assert one.data_keys != two.data_keys
+    assert one.master_keys != two.master_keys
 
 
 def test_generate_keeps_existing_files_and_adds_only_missing_ones(tmp_path: Path) -> None:
     first = load_key_ring(tmp_path, generate=True)
-    (tmp_path / DATA_KEYS).unlink()
+    (tmp_path / MASTER_KEYS).unlink()
 
     second = load_key_ring(tmp_path, generate=True)
 
     assert second.public_jwks() == first.public_jwks()
     assert second.token_key.raw_value == first.token_key.raw_value
-    assert second.data_keys != first.data_keys
+    assert second.master_keys != first.master_keys
 
 
 def test_without_generate_an_empty_directory_is_missing_keys(tmp_path: Path) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
 
 from issuance.contract.sensitive import luhn_ok
-from issuance.logging import SENSITIVE_KEYS, mask_pans, redact
+from issuance.logging import SENSITIVE_KEYS, configure_logging, mask_pans, redact
 from tests.unit.builders import pan_in
 
 PAN = "4539910012345676"
@@ -135,3 +136,52 @@ def test_redact_changes_the_event_in_place_and_returns_it() -> None:
 
     assert returned is event
     assert event == {"event": "453991******5676", "pan": "[REDACTED]"}
+
+
+@pytest.mark.parametrize(
+    "key", ["iccData", "chip_data", "EMVData", "pinBlock", "csc", "cvc2", "track3", "exp"]
+)
+def test_chip_data_csc_and_tracks_are_dropped_by_any_name(key: str) -> None:
+    assert redacted({"event": "x", "card": {key: "9F2608A1B2C3D4"}})["card"][key] == "[REDACTED]"
+
+
+@pytest.mark.parametrize(
+    "text", ["4539 9100 1234 5676", "4539-9100-1234-5676", "card 5412 7500 0000 0 ok"]
+)
+def test_a_pan_written_in_groups_is_masked(text: str) -> None:
+    digits = "".join(c for c in text if c.isdigit())
+
+    masked = mask_pans(text)
+
+    assert digits not in masked.replace(" ", "").replace("-", "")
+    assert digits[:6] in masked.replace(" ", "").replace("-", "")
+
+
+def test_dates_and_phone_numbers_in_groups_stay_readable() -> None:
+    for text in ("2025-01-17 06:28", "+33 1 23 45 67 89", "order 1234 567 890"):
+        assert mask_pans(text) == text
+
+
+def test_other_libraries_records_go_through_the_same_redaction(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(json_output=True)
+    try:
+        raise ValueError(f"declined {PAN}")
+    except ValueError:
+        logging.getLogger("asyncio").exception("Task exception was never retrieved: %s", PAN)
+
+    _out, err = capfd.readouterr()
+    assert "453991******5676" in err
+    assert PAN not in err
+    line = json.loads(next(x for x in err.splitlines() if "never retrieved" in x))
+    assert line["level"] == "error"
+    assert "ValueError" in line["exception"]
+
+
+def test_configuring_twice_leaves_one_redacting_handler() -> None:
+    configure_logging(json_output=False)
+    configure_logging(json_output=True)  # the set-up the rest of the suite expects
+
+    names = [h.get_name() for h in logging.getLogger().handlers]
+    assert names.count("issuance-redacting") == 1

@@ -10,9 +10,11 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from issuance import __version__
+from issuance.api.console import install as install_console
 from issuance.api.errors import install_error_handlers
 from issuance.api.middleware import RequestContext
 from issuance.api.routes import (
+    audit,
     deliveries,
     feed,
     issuer_actions,
@@ -68,6 +70,7 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         feed.router,
         issuer_actions.router,
         operator.router,
+        audit.router,
         deliveries.router,
         sandbox.router,
         meta_router,
@@ -75,7 +78,10 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
     )
     for router in routers:
         app.include_router(router)
-    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    install_console(app)
+    app.add_middleware(
+        RequestContext, max_body_bytes=settings.max_body_bytes, log_bodies=settings.body_logging
+    )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -8,6 +8,7 @@ from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from issuance.contract.common import CARD_ID_PATTERN, ISSUER_ID_PATTERN
+from issuance.domain.audit import Actor, ActorKind
 from issuance.domain.errors import Forbidden, Unauthenticated
 from issuance.platform import Platform
 from issuance.security.tokens import Principal, verify_token
@@ -80,3 +81,10 @@ def current_operator(caller: AnyCaller) -> Principal:
 
 
 CurrentOperator = Annotated[Principal, Depends(current_operator)]
+
+
+def actor_of(principal: Principal) -> Actor:
+    """The caller as the audit trail names it: an issuer's API client or a bureau operator."""
+    if principal.operator:
+        return Actor(ActorKind.OPERATOR, principal.client_id)
+    return Actor(ActorKind.ISSUER, principal.client_id, principal.issuer_id)

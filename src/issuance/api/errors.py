@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from issuance.contract.sensitive import is_card_data_key
 from issuance.domain.errors import (
     Conflict,
     DomainError,
@@ -45,7 +46,9 @@ _CODE_BY_PYDANTIC_TYPE = {
     "literal_error": "FIELD_INVALID_VALUE",
     "too_long": "FIELD_TOO_MANY_ITEMS",
     "too_short": "FIELD_TOO_FEW_ITEMS",
+    "sensitive_data_not_encrypted": "SENSITIVE_DATA_NOT_ENCRYPTED",
 }
+CLEAR_CARD_DATA = "SENSITIVE_DATA_NOT_ENCRYPTED"
 
 
 def http_status(error: DomainError) -> int:
@@ -88,11 +91,10 @@ def schema_problems(errors: list[dict[str, Any]]) -> list[Problem]:
             continue
         code = _CODE_BY_PYDANTIC_TYPE.get(str(error.get("type")), "FIELD_INVALID_FORMAT")
         field = field_path(location) or None
-        problems.append(
-            Problem(
-                code, field, str(error.get("msg", "is not valid")).removeprefix("Value error, ")
-            )
-        )
+        message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+        if code == "FIELD_UNKNOWN" and location and is_card_data_key(location[-1]):
+            code, message = CLEAR_CARD_DATA, "is card data: send it inside encryptedData (JWE)"
+        problems.append(Problem(code, field, message))
     return problems or [Problem("INVALID_REQUEST", None, "the request is not valid")]
 
 

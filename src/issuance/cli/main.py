@@ -13,6 +13,7 @@ from rich.console import Console
 
 from issuance.cli.config_file import SANDBOX_CONFIG, format_errors, read_config
 from issuance.cli.demo import demo
+from issuance.cli.keys import keys_app
 from issuance.cli.notifications import notifications_app
 from issuance.cli.orders import orders_app, stock_app
 from issuance.settings import Settings
@@ -28,6 +29,7 @@ app.add_typer(orders_app, name="orders")
 app.add_typer(stock_app, name="stock")
 app.add_typer(notifications_app, name="notifications")
 app.command()(demo)
+app.add_typer(keys_app, name="keys")
 docs_app = typer.Typer(help="Generated documentation.", no_args_is_help=True)
 app.add_typer(docs_app, name="docs")
 
@@ -76,17 +78,36 @@ def serve(
         typer.Option(help="Generate missing keys, migrate and load the sandbox configuration."),
     ] = False,
     workers: Annotated[int, typer.Option(help="API processes (PostgreSQL for more than one).")] = 1,
+    ssl_certfile: Annotated[
+        Path | None, typer.Option(help="Serve HTTPS with this certificate.")
+    ] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="Its private key.")] = None,
+    ssl_ca_certs: Annotated[
+        Path | None, typer.Option(help="CA certificates that client certificates must chain to.")
+    ] = None,
+    require_client_cert: Annotated[
+        bool, typer.Option(help="Refuse connections without a verified client certificate.")
+    ] = False,
 ) -> None:
-    """Serve the D1 API over HTTP."""
+    """Serve the D1 API over HTTP, or HTTPS with client certificates (mutual TLS)."""
     import uvicorn
 
+    from issuance.cli.tls import TlsOptions
     from issuance.logging import configure_logging
 
+    tls = (
+        TlsOptions(ssl_certfile, ssl_keyfile, ssl_ca_certs, require_client_cert)
+        if ssl_certfile
+        else None
+    )
     settings = _settings(sandbox)
     configure_logging(json_output=settings.log_json)
     if settings.sandbox:
         _prepare_sandbox(settings)
-    err.print(f"[bold]issuance[/bold] on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    scheme = "https" if tls else "http"
+    err.print(
+        f"[bold]issuance[/bold] on {scheme}://{host}:{port}  (docs: {scheme}://{host}:{port}/docs)"
+    )
     uvicorn.run(
         "issuance.cli.asgi:app_from_environment",
         factory=True,
@@ -94,7 +115,9 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
+        log_config=None,  # uvicorn's records go through our logging, redaction included
         env_file=None,
+        **(tls.uvicorn_options() if tls else {}),
     )
 
 
@@ -144,6 +167,7 @@ def worker(
     from issuance.logging import configure_logging
     from issuance.platform import Platform
     from issuance.services import workflow
+    from issuance.services.retention import purge_expired
 
     settings = _settings()
     configure_logging(json_output=settings.log_json)
@@ -156,6 +180,7 @@ def worker(
     def schedule() -> None:
         workflow.batch_production(uow=platform.uow(), clock=platform.clock, after_cut_off=True)
         workflow.review_sla(uow=platform.uow(), clock=platform.clock)
+        purge_expired(uow=platform.uow(), clock=platform.clock, retention=settings.retention)
 
     try:
         if once:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from issuance.cli.actor import audit_command
 from issuance.db.delivery_log import find_deliveries
 from issuance.db.endpoint_health import streaks
 from issuance.db.outbox import (
@@ -22,6 +23,7 @@ from issuance.db.outbox import (
     replay,
 )
 from issuance.delivery.ping import ping
+from issuance.domain.audit import AuditAction
 from issuance.domain.endpoint_health import Streak
 from issuance.domain.errors import NotFound
 from issuance.platform import Platform
@@ -82,6 +84,7 @@ def replay_command(
     platform = _platform()
     try:
         count = replay(platform.engine, event_ids=event_ids, now=platform.clock())
+        audit_command(platform.uow, AuditAction.NOTIFICATIONS_REPLAYED, f"deliveries={count}")
     finally:
         platform.close()
     err.print(f"{count} delivery(ies) due again")
@@ -98,6 +101,7 @@ def recover_command(
     platform = _platform()
     try:
         count = replay(platform.engine, since=moment, now=platform.clock())
+        audit_command(platform.uow, AuditAction.NOTIFICATIONS_RECOVERED, f"deliveries={count}")
     finally:
         platform.close()
     err.print(f"{count} delivery(ies) due again")
@@ -151,6 +155,8 @@ def enable_command(issuer: str, endpoint: str) -> None:
         enabled = enable_endpoint(
             platform.engine, issuer_id=issuer, endpoint_id=endpoint, at=platform.clock()
         )
+        detail = f"endpoint={endpoint};wasDisabled={enabled}"
+        audit_command(platform.uow, AuditAction.ENDPOINT_ENABLED, detail, issuer_id=issuer)
     finally:
         platform.close()
     err.print(

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from issuance.cli.actor import cli_actor
 from issuance.domain.errors import DomainError
 from issuance.domain.statuses import ProductionStatus
 from issuance.platform import Platform
@@ -100,6 +101,7 @@ def advance(
             carrier=carrier,
             tracking_number=tracking_number,
             tracking_url=tracking_url,
+            actor=cli_actor(),
         )
     except DomainError as error:
         _fail(error)
@@ -117,7 +119,9 @@ def batch(as_json: JsonOption = False) -> None:
     """Put every prepared order in a production batch now (as after a cut-off)."""
     platform = _platform()
     try:
-        batches = workflow.batch_production(uow=platform.uow(), clock=platform.clock)
+        batches = workflow.batch_production(
+            uow=platform.uow(), clock=platform.clock, actor=cli_actor()
+        )
     finally:
         platform.close()
     if as_json:
@@ -153,7 +157,7 @@ def replenish(issuer: str, item: str, quantity: int, as_json: JsonOption = False
     platform = _platform()
     try:
         level, resumed = workflow.replenish(
-            issuer, item, quantity, uow=platform.uow(), clock=platform.clock
+            issuer, item, quantity, uow=platform.uow(), clock=platform.clock, actor=cli_actor()
         )
     except DomainError as error:
         _fail(error)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
 
 from issuance.contract.common import CardId, Identifier, OperationId, Text, WireModel
 
@@ -124,6 +125,17 @@ class CardOrderFields(WireModel):
     packaging_config: PackagingConfig | None = None
     state: Annotated[str, StringConstraints(pattern=r"^[A-Z_]{1,32}$")] | None = None  # deprecated
     old_card_id: CardId | None = None  # deprecated: the card this one replaces
+
+    @field_validator("encrypted_data", mode="before")
+    @classmethod
+    def _not_in_clear(cls, value: object) -> object:
+        """An object or a number here is card data sent in clear: refused with its own code."""
+        if value is not None and not isinstance(value, str):
+            raise PydanticCustomError(
+                "sensitive_data_not_encrypted",
+                "must be a compact JWE string: card data is never accepted in clear",
+            )
+        return value
 
 
 class CardOrderRequest(CardOrderFields):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from issuance.contract.common import WireModel
+from issuance.contract.sensitive import mask_pans
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9_]{1,64}$")]
-Note = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+# Free text travels on (details.reason, notifications): a PAN typed into it is masked on entry.
+Note = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(mask_pans)]
 
 
 class ActionRequest(WireModel):

@@ -24,7 +24,11 @@ from issuance.services.unit_of_work import ClientRecord
 
 def _client(row: ApiClientRow) -> ClientRecord:
     return ClientRecord(
-        row.client_id, row.issuer_id, row.secret_hash, list(row.public_keys.get("keys", []))
+        row.client_id,
+        row.issuer_id,
+        row.secret_hash,
+        list(row.public_keys.get("keys", [])),
+        certificate_fingerprint=row.certificate_fingerprint,
     )
 
 
@@ -182,5 +186,6 @@ class SqlConfigRepository:
                     issuer_id=issuer.issuer_id,
                     secret_hash=secret_hash,
                     public_keys=keys,
+                    certificate_fingerprint=client.certificate_fingerprint,
                 )
             )

@@ -64,6 +64,7 @@ class ApiClientRow(Base):
     issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.issuer_id"), index=True)
     secret_hash: Mapped[str | None] = mapped_column(String(100))
     public_keys: Mapped[dict[str, Any]]
+    certificate_fingerprint: Mapped[str | None] = mapped_column(String(64))  # mTLS, SHA-256 hex
 
 
 class OperatorRow(Base):
@@ -125,6 +126,15 @@ class OrderRow(Base):
         UniqueConstraint("issuer_id", "active_card_id"),
         Index("ix_orders_issuer_card", "issuer_id", "card_id"),
         Index("ix_orders_updated_at", "updated_at"),
+        Index("ix_orders_purgeable_since", "purgeable_since"),
+        # Console search and queues over a million orders (keyset pages: the key ends each one).
+        Index("ix_orders_card_id", "card_id"),
+        Index("ix_orders_issuer_request_id", "issuer_request_id"),
+        Index("ix_orders_consumer_id", "consumer_id"),
+        Index("ix_orders_status_updated", "production_status", "updated_at", "operation_id"),
+        Index("ix_orders_due_date", "due_date", "operation_id"),
+        Index("ix_orders_site_status", "production_site", "production_status"),
+        Index("ix_orders_start_time", "start_time"),
     )
 
     operation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -153,8 +163,10 @@ class OrderRow(Base):
     error: Mapped[str | None] = mapped_column(String(255))
     reason: Mapped[str | None] = mapped_column(String(255))
     request: Mapped[dict[str, Any]]  # the order without its encrypted part
-    sensitive_data: Mapped[bytes | None] = mapped_column(LargeBinary)  # AES-GCM sealed
-    sensitive_key_id: Mapped[str | None] = mapped_column(String(64))
+    sensitive_data: Mapped[bytes | None] = mapped_column(LargeBinary)  # envelope (envelope.py)
+    sensitive_key_id: Mapped[str | None] = mapped_column(String(64))  # the wrapping master key
+    purgeable_since: Mapped[datetime | None]  # the data stopped being needed (domain/retention)
+    sensitive_data_purged_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
     version: Mapped[int] = mapped_column(Integer)  # optimistic lock: a lost update fails
 
@@ -289,3 +301,25 @@ class SandboxChaosRow(Base):
     duplicate: Mapped[float]
     delay_seconds: Mapped[float]
     reorder: Mapped[bool]
+
+
+class AuditRow(Base):
+    """The audit trail (domain/audit.py). Append-only: no code path updates or deletes a row,
+    and triggers refuse it on both databases (migration 0007)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_card", "issuer_id", "card_id", "audit_id"),
+        Index("ix_audit_log_actor", "actor_id", "audit_id"),
+    )
+
+    audit_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    actor_issuer_id: Mapped[str | None] = mapped_column(String(10))
+    action: Mapped[str] = mapped_column(String(64))
+    issuer_id: Mapped[str | None] = mapped_column(String(10))
+    card_id: Mapped[str | None] = mapped_column(String(48))
+    operation_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(String(255))

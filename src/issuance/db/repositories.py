@@ -13,6 +13,7 @@ from issuance.db.models import (
     OrderRow,
 )
 from issuance.domain.orders import Order, Shipment
+from issuance.domain.retention import Retention
 from issuance.domain.statuses import Hold, ProductionStatus, ShipmentStatus
 
 
@@ -54,6 +55,8 @@ def order_from_row(row: OrderRow) -> Order:
         priority=row.priority,
         materials=tuple(row.materials or ()),
         updated_at=_aware(row.updated_at),
+        purgeable_since=_aware(row.purgeable_since),
+        sensitive_data_purged_at=_aware(row.sensitive_data_purged_at),
     )
 
 
@@ -99,18 +102,25 @@ def copy_state(order: Order, row: OrderRow, now: datetime) -> None:
     row.error = order.error
     row.reason = order.reason
     row.updated_at = order.updated_at or now
+    row.purgeable_since = order.purgeable_since
+    row.sensitive_data_purged_at = order.sensitive_data_purged_at
+    if order.sensitive_data_purged_at is not None:  # the data and its wrapped key are destroyed
+        row.sensitive_data = None
+        row.sensitive_key_id = None
 
 
 class SqlOrderRepository:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, *, retention: Retention | None = None) -> None:
         self.session = session
+        self.retention = retention  # handed to every order it loads or adds
         self.seen: dict[str, tuple[Order, OrderRow]] = {}
 
-    def _track(self, row: OrderRow) -> Order:
+    def track(self, row: OrderRow) -> Order:
         known = self.seen.get(row.operation_id)
         if known is not None:
             return known[0]
         order = order_from_row(row)
+        order.retention = self.retention
         self.seen[row.operation_id] = (order, row)
         return order
 
@@ -138,6 +148,7 @@ class SqlOrderRepository:
             sensitive_key_id=sealed[0] if sealed else None,
             sensitive_data=sealed[1] if sealed else None,
         )
+        order.retention = self.retention
         copy_state(order, row, order.start_time)
         self.session.add(row)
         self.seen[order.operation_id] = (order, row)
@@ -150,7 +161,7 @@ class SqlOrderRepository:
                 OrderRow.issuer_id == issuer_id, OrderRow.issuer_request_id == issuer_request_id
             )
         )
-        return None if row is None else (self._track(row), row.request_fingerprint)
+        return None if row is None else (self.track(row), row.request_fingerprint)
 
     def active_for_card(self, issuer_id: str, card_id: str) -> Order | None:
         row = self.session.scalar(
@@ -158,7 +169,7 @@ class SqlOrderRepository:
                 OrderRow.issuer_id == issuer_id, OrderRow.active_card_id == card_id
             )
         )
-        return None if row is None else self._track(row)
+        return None if row is None else self.track(row)
 
     def request_of(self, operation_id: str) -> dict[str, Any]:
         known = self.seen.get(operation_id)
@@ -172,7 +183,7 @@ class SqlOrderRepository:
             .order_by(OrderRow.active_card_id.is_(None), OrderRow.start_time.desc())
             .limit(1)
         )
-        return None if row is None else self._track(row)
+        return None if row is None else self.track(row)
 
     def in_flight(self, *, limit: int, issuer_id: str | None = None) -> list[Order]:
         unsettled = or_(
@@ -185,7 +196,7 @@ class SqlOrderRepository:
         query = select(OrderRow).where(unsettled).order_by(OrderRow.updated_at).limit(limit)
         if issuer_id is not None:
             query = query.where(OrderRow.issuer_id == issuer_id)
-        return [self._track(row) for row in self.session.scalars(query)]
+        return [self.track(row) for row in self.session.scalars(query)]
 
     def search(
         self,
@@ -199,7 +210,7 @@ class SqlOrderRepository:
             query = query.where(OrderRow.issuer_id == issuer_id)
         if statuses:
             query = query.where(OrderRow.production_status.in_(statuses))
-        return [self._track(row) for row in self.session.scalars(query)]
+        return [self.track(row) for row in self.session.scalars(query)]
 
     def for_card(self, issuer_id: str, card_id: str) -> list[tuple[Order, int]]:
         latest = (
@@ -214,4 +225,4 @@ class SqlOrderRepository:
             .where(OrderRow.issuer_id == issuer_id, OrderRow.card_id == card_id)
             .order_by(OrderRow.start_time, latest.c.sequence)
         ).all()
-        return [(self._track(row), sequence) for row, sequence in rows]
+        return [(self.track(row), sequence) for row, sequence in rows]

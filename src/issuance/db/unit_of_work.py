@@ -13,28 +13,41 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from issuance.db.audit import SqlAuditLog
 from issuance.db.config_repositories import SqlConfigRepository, SqlStockRepository
 from issuance.db.engine import SQLITE_BEGIN
 from issuance.db.feed import current_txid
-from issuance.db.models import CardRow, DeliveryRow, EventRow
+from issuance.db.models import CardRow, DeliveryRow, EventRow, OrderRow
 from issuance.db.outbox import DeliveryStatus
 from issuance.db.repositories import SqlOrderRepository, copy_state
+from issuance.db.sensitive import SqlSensitiveDataRepository
+from issuance.domain.audit import PLATFORM, AuditAction, AuditEntry
 from issuance.domain.orders import Order
+from issuance.domain.retention import Retention
 from issuance.services.unit_of_work import Collision
 
 
 class SqlUnitOfWork:
-    def __init__(self, session_factory: Callable[[], Session], *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        session_factory: Callable[[], Session],
+        *,
+        read_only: bool = False,
+        retention: Retention | None = None,
+    ) -> None:
         self._session_factory = session_factory
         self.read_only = read_only
+        self.retention = retention or Retention()
 
     def __enter__(self) -> Self:
         self.session = self._session_factory()
         if self.read_only:
             self.session.connection(execution_options={SQLITE_BEGIN: "DEFERRED"})
-        self.orders = SqlOrderRepository(self.session)
+        self.orders = SqlOrderRepository(self.session, retention=self.retention)
         self.config = SqlConfigRepository(self.session)
         self.stock = SqlStockRepository(self.session)
+        self.sensitive = SqlSensitiveDataRepository(self.session, self.orders.track)
+        self.audit = SqlAuditLog(self.session)
         return self
 
     def __exit__(
@@ -53,6 +66,7 @@ class SqlUnitOfWork:
         try:
             for order, row in list(self.orders.seen.values()):
                 if order.events:
+                    self._audit_purge(order, row)
                     copy_state(order, row, now)
             self.session.flush()  # order rows first: events refer to them
             for order, _row in list(self.orders.seen.values()):
@@ -70,6 +84,21 @@ class SqlUnitOfWork:
     def rollback(self) -> None:
         self.session.rollback()
         self.orders.seen.clear()
+
+    def _audit_purge(self, order: Order, row: OrderRow) -> None:
+        """The destruction of an order's sensitive data is audited with it."""
+        if order.sensitive_data_purged_at is not None and row.sensitive_data is not None:
+            self.audit.record(
+                AuditEntry(
+                    at=order.sensitive_data_purged_at,
+                    actor=PLATFORM,
+                    action=AuditAction.SENSITIVE_DATA_PURGED,
+                    issuer_id=order.issuer_id,
+                    card_id=order.card_id,
+                    operation_id=order.operation_id,
+                    detail=f"at={order.production_status.value}",
+                )
+            )
 
     def _journal(self, order: Order, now: datetime) -> None:
         """One event row per domain event, and one delivery per notification endpoint."""
@@ -126,6 +155,8 @@ class SqlUnitOfWork:
         return int(sequence), int(last_txid)
 
 
-def unit_of_work_factory(engine: Engine, *, read_only: bool = False) -> Callable[[], SqlUnitOfWork]:
+def unit_of_work_factory(
+    engine: Engine, *, read_only: bool = False, retention: Retention | None = None
+) -> Callable[[], SqlUnitOfWork]:
     sessions = sessionmaker(engine, expire_on_commit=False)
-    return lambda: SqlUnitOfWork(sessions, read_only=read_only)
+    return lambda: SqlUnitOfWork(sessions, read_only=read_only, retention=retention)

@@ -17,6 +17,7 @@ class EventKind(StrEnum):
     RELEASED = "order.released"  # the hold was lifted
     SHIPMENT_UPDATED = "order.shipment_updated"  # the carrier reported a new shipment status
     SLA_STANDING_CHANGED = "order.sla_standing_changed"  # became at risk, or late
+    SENSITIVE_DATA_PURGED = "order.sensitive_data_purged"  # after a retention period
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from typing import Any
 from issuance.domain.errors import IllegalTransition
 from issuance.domain.events import EventKind, OrderEvent
 from issuance.domain.operations import operation_object
+from issuance.domain.retention import PURGEABLE, Retention
 from issuance.domain.statuses import (
     HOLD_TRANSITIONS,
     HOLDABLE,
@@ -65,6 +66,11 @@ class Order:
     priority: str | None = None  # services.priority: production batches are grouped by it
     materials: tuple[str, ...] = ()  # stock items production consumes, one unit each
     updated_at: datetime | None = None
+    purgeable_since: datetime | None = None  # when its sensitive data stopped being needed
+    sensitive_data_purged_at: datetime | None = None
+    # The retention policy, given by the unit of work that loads the order; without one (a bare
+    # domain object) nothing is purged as the order moves.
+    retention: Retention | None = field(default=None, compare=False, repr=False)
     events: list[OrderEvent] = field(default_factory=list)
 
     @classmethod
@@ -145,7 +151,24 @@ class Order:
         if is_final(target):
             self.end_time = at
             self.hold = Hold.NONE
+        if target in PURGEABLE and self.purgeable_since is None:
+            self.purgeable_since = at
+        if self.retention is not None and self._purge_due(at, self.retention):
+            self.sensitive_data_purged_at = at  # in this very change: its event shows it
         self._record(EventKind.STATUS_CHANGED, at)
+
+    def _purge_due(self, at: datetime, retention: Retention) -> bool:
+        return self.sensitive_data_purged_at is None and retention.purge_due(
+            purgeable_since=self.purgeable_since, now=at
+        )
+
+    def purge_sensitive_data(self, *, at: datetime, retention: Retention) -> bool:
+        """Destroy the sensitive data once `retention` allows it (an event); False if not yet."""
+        if not self._purge_due(at, retention):
+            return False
+        self.sensitive_data_purged_at = at
+        self._record(EventKind.SENSITIVE_DATA_PURGED, at)
+        return True
 
     def check_move(self, target: ProductionStatus) -> None:
         """Raise `IllegalTransition` unless `target` is a legal next step now."""

@@ -24,19 +24,37 @@ class Address(ConfigModel):
 
 
 _SECRET_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
+_FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
+
+
+def normalized_fingerprint(text: str) -> str:
+    """`AB:CD:…`, `sha256:abcd…` or `abcd…` → 64 lower-case hex digits (SHA-256 of the DER)."""
+    return text.strip().lower().removeprefix("sha256:").replace(":", "")
 
 
 class ApiClient(ConfigModel):
     """Credentials an issuer backend uses to obtain tokens.
 
     `secret` (clear, sandbox only) or `secretHash` ("sha256:<hex>") serve the client-credentials
-    grant; `publicKeys` (EC P-256 JWKs with a `kid`) serve D1's JWT-bearer grant.
+    grant; `publicKeys` (EC P-256 JWKs with a `kid`) serve D1's JWT-bearer grant. With
+    `certificateFingerprint` (SHA-256 of its TLS client certificate, DER), the client gets a
+    token only over a connection that presented that certificate (mutual TLS, as D1 uses).
     """
 
     client_id: Identifier
     secret: str | None = None
     secret_hash: str | None = None
     public_keys: tuple[dict[str, str], ...] = ()
+    certificate_fingerprint: str | None = None
+
+    @field_validator("certificate_fingerprint")
+    @classmethod
+    def _fingerprint_form(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _FINGERPRINT.match(normalized_fingerprint(value)):
+            raise ValueError("certificateFingerprint must be a SHA-256 in hex (64 digits)")
+        return normalized_fingerprint(value)
 
     @model_validator(mode="after")
     def _has_credentials(self) -> ApiClient:

@@ -2,7 +2,8 @@
 
 Used by the HTTP API for single and batch orders (and by file imports later), so every entry
 point applies the same rules. The decrypted fields live only inside this function call: they are
-checked, fingerprinted with a keyed hash and sealed, then dropped.
+checked, fingerprinted with a keyed hash and sealed (envelope encryption: a data key of their
+own, wrapped by the master key), then dropped.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from issuance.contract.sensitive import SensitiveCardData
 from issuance.domain.errors import InvalidRequest, Problem
 from issuance.domain.programs import ShipmentType
 from issuance.domain.validation import OrderSpec
+from issuance.security.envelope import MasterKeys, seal_envelope
 from issuance.security.field_encryption import decrypt_fields
-from issuance.security.sealing import seal
 from issuance.services.ordering import PlaceOrder
 
 
@@ -32,8 +33,7 @@ class IntakeKeys:
 
     jwe: KeySet
     fingerprint: bytes
-    sealing_key_id: str
-    sealing_key: bytes
+    masters: MasterKeys
 
 
 def sealing_context(issuer_id: str, card_id: str) -> str:
@@ -46,9 +46,9 @@ def _sensitive(fields: CardOrderFields, keys: IntakeKeys) -> SensitiveCardData:
     try:
         return SensitiveCardData.model_validate(content)
     except ValidationError as error:
-        problems = [
+        problems = [  # one code for the class, the field for the culprit, never the value
             Problem(
-                "FIELD_MISSING" if e["type"] == "missing" else "FIELD_INVALID_FORMAT",
+                "INVALID_JWE_CONTENT",
                 "encryptedData." + ".".join(str(p) for p in e["loc"]),
                 str(e["msg"]).removeprefix("Value error, "),
             )
@@ -139,8 +139,10 @@ def to_command(
         request=request,
         fingerprint=_fingerprint(card_id, request, sensitive, keys.fingerprint),
         sealed=(
-            keys.sealing_key_id,
-            seal(plaintext, key=keys.sealing_key, context=sealing_context(issuer_id, card_id)),
+            keys.masters.wrapping_key_id,
+            seal_envelope(
+                plaintext, masters=keys.masters, context=sealing_context(issuer_id, card_id)
+            ),
         ),
         input_file_name=input_file_name,
     )

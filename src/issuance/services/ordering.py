@@ -9,11 +9,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from issuance.domain import sla
+from issuance.domain.audit import PLATFORM, Actor, AuditAction, AuditEntry
 from issuance.domain.centres import PersonalizationCentre
 from issuance.domain.errors import Conflict, IdempotencyMismatch, InvalidRequest, NotFound, Problem
 from issuance.domain.orders import Order
 from issuance.domain.programs import IssuerConfig, Program
 from issuance.domain.validation import OrderSpec, materials_for, validate_order
+from issuance.services.audit import audit_order
 from issuance.services.unit_of_work import Collision, UnitOfWork
 
 Clock = Callable[[], datetime]
@@ -50,7 +52,12 @@ def check_order(cmd: PlaceOrder, issuer: IssuerConfig) -> list[Problem]:
 
 
 def place_order(
-    cmd: PlaceOrder, *, uow: UnitOfWork, clock: Clock, new_id: Callable[[], str]
+    cmd: PlaceOrder,
+    *,
+    uow: UnitOfWork,
+    clock: Clock,
+    new_id: Callable[[], str],
+    actor: Actor = PLATFORM,
 ) -> Placement:
     """Accept an order at `CARD_PROD_REQUESTED`, or replay the one placed with the same key.
 
@@ -62,7 +69,7 @@ def place_order(
     with uow:
         replay = _replay(cmd, uow)
         if replay is not None:
-            return replay
+            return _audited_replay(cmd, replay, uow, actor, clock())
         issuer = _issuer(cmd.issuer_id, uow)
         problems = check_order(cmd, issuer)
         if problems:
@@ -90,12 +97,31 @@ def place_order(
             materials=materials_for(cmd.spec, issuer),
         )
         uow.orders.add(order, request=cmd.request, fingerprint=cmd.fingerprint, sealed=cmd.sealed)
+        audit_order(uow, actor, AuditAction.ORDER_PLACED, order, at=received_at)
         try:
             uow.commit()
         except Collision:
             uow.rollback()
-            return _after_collision(cmd, uow)
+            return _audited_replay(cmd, _after_collision(cmd, uow), uow, actor, clock())
         return Placement(order.operation_id, replayed=False)
+
+
+def _audited_replay(
+    cmd: PlaceOrder, replay: Placement, uow: UnitOfWork, actor: Actor, at: datetime
+) -> Placement:
+    """A retry answered with the original is audited too: who asked again, and when."""
+    uow.audit.record(
+        AuditEntry(
+            at=at,
+            actor=actor,
+            action=AuditAction.ORDER_REPLAYED,
+            issuer_id=cmd.issuer_id,
+            card_id=cmd.card_id,
+            operation_id=replay.operation_id,
+        )
+    )
+    uow.commit()
+    return replay
 
 
 def _deadlines(

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
+from issuance.domain.audit import SIMULATOR
 from issuance.domain.errors import DomainError
 from issuance.domain.orders import Order
 from issuance.domain.statuses import Hold, ProductionStatus, ShipmentStatus
@@ -135,6 +136,7 @@ class Simulator:
                     reason=step.reason,
                     error_code=step.error_code,
                     tracking_number=f"SIM{order.operation_id.replace('-', '')[:12].upper()}",
+                    actor=SIMULATOR,
                 )
             except DomainError:
                 continue  # changed meanwhile (an operator, the issuer, real stock): next round
@@ -144,7 +146,7 @@ class Simulator:
         moved += sum(
             len(cards)
             for cards in workflow.batch_production(
-                uow=self.uow(), clock=self.clock, prepared_before=now - self.step
+                uow=self.uow(), clock=self.clock, prepared_before=now - self.step, actor=SIMULATOR
             ).values()
         )
         workflow.review_sla(uow=self.uow(), clock=self.clock)

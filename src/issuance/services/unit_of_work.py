@@ -8,9 +8,11 @@ event, because there is no other way to save an order.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from issuance.domain.audit import AuditEntry
 from issuance.domain.centres import PersonalizationCentre
 from issuance.domain.configuration import PlatformConfig
 from issuance.domain.orders import Order
@@ -66,6 +68,42 @@ class OrderRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class SealedOrder:
+    """An order with its sealed sensitive data (an envelope), or None once purged."""
+
+    order: Order
+    sealed: bytes | None
+    key_id: str | None  # the master key wrapping its data key
+
+
+class SensitiveDataRepository(Protocol):
+    def purgeable(self, *, before: datetime, limit: int) -> list[Order]:
+        """Orders still holding sensitive data that stopped being needed before `before`."""
+        ...
+
+    def sealed_in_batch(self, input_file_name: str) -> list[SealedOrder]:
+        """The orders of a production batch with their sealed data, by card id."""
+        ...
+
+
+class AuditLog(Protocol):
+    """Append and read; there is no way to change or remove an entry."""
+
+    def record(self, entry: AuditEntry) -> None: ...
+
+    def entries(
+        self,
+        *,
+        issuer_id: str | None = None,
+        card_id: str | None = None,
+        actor_id: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Newest first."""
+        ...
+
+
 class StockRepository(Protocol):
     def take(self, issuer_id: str, items: tuple[str, ...]) -> list[str]:
         """Take one unit of each item, all or none; the items that ran out, if any."""
@@ -87,6 +125,7 @@ class ClientRecord:
     secret_hash: str | None
     public_keys: list[dict[str, Any]]
     operator: bool = False
+    certificate_fingerprint: str | None = None  # the mTLS client certificate it is bound to
 
 
 class ConfigRepository(Protocol):
@@ -114,6 +153,12 @@ class UnitOfWork(Protocol):
 
     @property
     def stock(self) -> StockRepository: ...
+
+    @property
+    def sensitive(self) -> SensitiveDataRepository: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
 
     def __enter__(self) -> Self: ...
 

@@ -14,9 +14,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from issuance.domain import sla
+from issuance.domain.audit import PLATFORM, Actor, AuditAction, AuditEntry, order_action
 from issuance.domain.errors import Conflict, IllegalTransition, InvalidRequest, NotFound
 from issuance.domain.orders import Order, Shipment
 from issuance.domain.statuses import Hold, ProductionStatus, ShipmentStatus
+from issuance.services.audit import audit_order
 from issuance.services.unit_of_work import Collision, UnitOfWork
 
 Clock = Callable[[], datetime]
@@ -75,6 +77,7 @@ def perform(
     tracking_number: str | None = None,
     tracking_url: str | None = None,
     hold_by: Hold = Hold.BUREAU,
+    actor: Actor = PLATFORM,
 ) -> dict[str, Any]:
     """Apply `action` to the card's current order; the operation object afterwards."""
     with uow:
@@ -95,6 +98,8 @@ def perform(
             if action is Action.QUEUE:  # a batch of one, named like the scheduled ones
                 order.input_file_name = _batch_name(order, uow, now)
             _apply(order, action, now, reason=reason, error_code=error_code, hold_by=hold_by)
+        detail = f"errorCode={error_code}" if error_code else None
+        audit_order(uow, actor, order_action(action.value), order, at=now, detail=detail)
         _commit(uow)
         return order.operation()
 
@@ -202,10 +207,14 @@ def decide_return(
     clock: Clock,
     tracking_number: str | None = None,
     note: str | None = None,
+    actor: Actor = PLATFORM,
 ) -> dict[str, Any]:
     """The issuer's answer for a RETURNED card: a new shipment, or destruction."""
     with uow:
         order = _card_order(uow, issuer_id, card_id)
+        audit_order(
+            uow, actor, AuditAction.RETURN_DECIDED, order, at=clock(), detail=f"decision={decision}"
+        )
         if decision is ReturnDecision.RESHIP:
             changes = {"tracking_number": tracking_number} if tracking_number else {}
             order.update_shipment(
@@ -218,13 +227,28 @@ def decide_return(
 
 
 def replenish(
-    issuer_id: str, item: str, quantity: int, *, uow: UnitOfWork, clock: Clock
+    issuer_id: str,
+    item: str,
+    quantity: int,
+    *,
+    uow: UnitOfWork,
+    clock: Clock,
+    actor: Actor = PLATFORM,
 ) -> tuple[int, list[str]]:
     """Add stock, then put the orders that waited for it back in production (CARD_PROD_READY)."""
     if quantity < 1:
         raise InvalidRequest("must be at least 1", field="quantity")
     with uow:
         level = uow.stock.replenish(issuer_id, item, quantity)
+        uow.audit.record(
+            AuditEntry(
+                at=clock(),
+                actor=actor,
+                action=AuditAction.STOCK_REPLENISHED,
+                issuer_id=issuer_id,
+                detail=f"item={item};quantity={quantity}",
+            )
+        )
         levels = uow.stock.levels(issuer_id)
         resumed = []
         for order in uow.orders.search(
@@ -248,6 +272,7 @@ def batch_production(
     prepared_before: datetime | None = None,
     after_cut_off: bool = False,
     limit: int = 10_000,
+    actor: Actor = PLATFORM,
 ) -> dict[str, list[str]]:
     """Group prepared orders into production batches and send them to their centres.
 
@@ -270,6 +295,14 @@ def batch_production(
             for order in orders:
                 order.input_file_name = name
                 order.move_to(_S.CARD_PROD_READY, at=now)
+                audit_order(
+                    uow,
+                    actor,
+                    order_action(Action.QUEUE.value),
+                    order,
+                    at=now,
+                    detail=f"batch={name}",
+                )
         _commit(uow)
         return {name: [o.card_id for o in orders] for name, orders in groups.items()}
 

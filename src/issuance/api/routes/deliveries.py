@@ -12,7 +12,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, Path, Query
 
-from issuance.api.deps import CurrentOperator, EndpointIdPath, IssuerIdPath, PlatformDep
+from issuance.api.deps import (
+    CurrentOperator,
+    EndpointIdPath,
+    IssuerIdPath,
+    PlatformDep,
+    actor_of,
+)
 from issuance.contract.common import CARD_ID_PATTERN, ISSUER_ID_PATTERN
 from issuance.contract.deliveries import (
     Deliveries,
@@ -45,8 +51,12 @@ from issuance.db.outbox import (
     replay,
 )
 from issuance.delivery.ping import ping
+from issuance.domain.audit import AuditAction, AuditEntry
 from issuance.domain.endpoint_health import Streak
 from issuance.domain.errors import NotFound
+from issuance.platform import Platform
+from issuance.security.tokens import Principal
+from issuance.services import audit
 from issuance.services.endpoints import configured_endpoint, configured_endpoints
 
 router = APIRouter(prefix="/operator/v1", tags=["Operator"])
@@ -136,9 +146,10 @@ def get_delivery(
     responses=ERRORS,
 )
 def replay_events(
-    _operator: CurrentOperator, platform: PlatformDep, body: ReplayRequest
+    operator: CurrentOperator, platform: PlatformDep, body: ReplayRequest
 ) -> Replayed:
     count = replay(platform.engine, event_ids=body.event_ids, now=platform.clock())
+    _audit(platform, operator, AuditAction.NOTIFICATIONS_REPLAYED, f"deliveries={count}")
     return Replayed(replayed=count)
 
 
@@ -149,10 +160,29 @@ def replay_events(
     responses=ERRORS,
 )
 def recover_events(
-    _operator: CurrentOperator, platform: PlatformDep, body: RecoverRequest
+    operator: CurrentOperator, platform: PlatformDep, body: RecoverRequest
 ) -> Replayed:
     since = body.since if body.since.tzinfo else body.since.replace(tzinfo=UTC)
-    return Replayed(replayed=replay(platform.engine, since=since, now=platform.clock()))
+    count = replay(platform.engine, since=since, now=platform.clock())
+    _audit(platform, operator, AuditAction.NOTIFICATIONS_RECOVERED, f"deliveries={count}")
+    return Replayed(replayed=count)
+
+
+def _audit(
+    platform: Platform,
+    operator: Principal,
+    action: AuditAction,
+    detail: str,
+    issuer_id: str | None = None,
+) -> None:
+    entry = AuditEntry(
+        at=platform.clock(),
+        actor=actor_of(operator),
+        action=action,
+        issuer_id=issuer_id,
+        detail=detail,
+    )
+    audit.record(entry, uow=platform.uow())
 
 
 def _without_credentials(url: str) -> str:
@@ -234,7 +264,7 @@ def list_endpoint_events(
     responses=NOT_FOUND,
 )
 def enable(
-    _operator: CurrentOperator,
+    operator: CurrentOperator,
     platform: PlatformDep,
     issuer_id: IssuerIdPath,
     endpoint_id: EndpointIdPath,
@@ -243,6 +273,8 @@ def enable(
     was_disabled = enable_endpoint(
         platform.engine, issuer_id=issuer_id, endpoint_id=endpoint_id, at=platform.clock()
     )
+    detail = f"endpoint={endpoint_id};wasDisabled={was_disabled}"
+    _audit(platform, operator, AuditAction.ENDPOINT_ENABLED, detail, issuer_id)
     return Enabled(issuer_id=issuer_id, endpoint_id=endpoint_id, was_disabled=was_disabled)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from issuance.api.deps import CardIdPath, CurrentIssuer, PlatformDep
+from issuance.api.deps import CardIdPath, CurrentIssuer, PlatformDep, actor_of
 from issuance.api.routes.production import ERRORS
 from issuance.contract.workflow import HoldRequest, ReturnDecisionRequest
 from issuance.domain.statuses import Hold
@@ -37,6 +37,7 @@ def cancel(issuer: CurrentIssuer, card_id: CardIdPath, platform: PlatformDep) ->
         uow=platform.uow(),
         clock=platform.clock,
         reason="cancelled by the issuer",
+        actor=actor_of(issuer),
     )
 
 
@@ -56,6 +57,7 @@ def hold(
         clock=platform.clock,
         reason=body.reason,
         hold_by=Hold.ISSUER,
+        actor=actor_of(issuer),
     )
 
 
@@ -68,6 +70,7 @@ def release(issuer: CurrentIssuer, card_id: CardIdPath, platform: PlatformDep) -
         uow=platform.uow(),
         clock=platform.clock,
         hold_by=Hold.ISSUER,  # the issuer lifts its own holds only
+        actor=actor_of(issuer),
     )
 
 
@@ -85,4 +88,5 @@ def return_decision(
         clock=platform.clock,
         tracking_number=body.tracking_number,
         note=body.note,
+        actor=actor_of(issuer),
     )

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
+from issuance.api.client_certificates import presented_fingerprint
 from issuance.api.deps import PlatformDep
 from issuance.domain.errors import InvalidRequest, Unauthenticated
 from issuance.security.tokens import SCOPE, Principal, issue_token
@@ -90,6 +91,7 @@ async def get_token(
     """Exchange credentials for a bearer token bound to one issuer (default lifetime 15 minutes)."""
     params = await _form_or_json(request)
     grant = params.get("grant_type")
+    certificate = presented_fingerprint(request, header=platform.settings.client_certificate_header)
     principal: Principal
     if grant == JWT_BEARER:
         assertion = params.get("assertion")
@@ -97,13 +99,17 @@ async def get_token(
             raise InvalidRequest(
                 "is required for the jwt-bearer grant", field="assertion", code="FIELD_MISSING"
             )
-        principal = authentication.by_assertion(assertion, uow=platform.reader())
+        principal = authentication.by_assertion(
+            assertion, uow=platform.reader(), certificate=certificate
+        )
     elif grant == CLIENT_CREDENTIALS:
         credentials = _basic(authorization) or (
             str(params.get("client_id", "")),
             str(params.get("client_secret", "")),
         )
-        principal = authentication.by_client_secret(*credentials, uow=platform.reader())
+        principal = authentication.by_client_secret(
+            *credentials, uow=platform.reader(), certificate=certificate
+        )
     else:
         raise InvalidRequest(
             f"must be {JWT_BEARER} or {CLIENT_CREDENTIALS}",

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from issuance.api.deps import CardIdPath, CurrentOperator, IssuerIdPath, PlatformDep
+from issuance.api.deps import CardIdPath, CurrentOperator, IssuerIdPath, PlatformDep, actor_of
 from issuance.contract.workflow import ActionRequest, ReplenishRequest
 from issuance.domain.statuses import Hold, ProductionStatus
 from issuance.services import workflow
@@ -35,7 +35,7 @@ def list_orders(
     summary="Apply a production or shipment action to the card's current order",
 )
 def act(
-    _operator: CurrentOperator,
+    operator: CurrentOperator,
     issuer_id: IssuerIdPath,
     card_id: CardIdPath,
     action: Action,
@@ -57,14 +57,17 @@ def act(
         tracking_number=request.tracking_number,
         tracking_url=request.tracking_url,
         hold_by=Hold.BUREAU,
+        actor=actor_of(operator),
     )
 
 
 @router.post(
     "/batches:run", summary="Batch prepared orders for production now (as after a cut-off)"
 )
-def run_batches(_operator: CurrentOperator, platform: PlatformDep) -> dict[str, Any]:
-    batches = workflow.batch_production(uow=platform.uow(), clock=platform.clock)
+def run_batches(operator: CurrentOperator, platform: PlatformDep) -> dict[str, Any]:
+    batches = workflow.batch_production(
+        uow=platform.uow(), clock=platform.clock, actor=actor_of(operator)
+    )
     return {
         "batches": [{"inputFileName": name, "cardIds": cards} for name, cards in batches.items()]
     }
@@ -87,13 +90,18 @@ def stock(
     "/issuers/{issuerId}/stock/{stockItemId}:replenish", summary="Add stock; waiting orders resume"
 )
 def replenish(
-    _operator: CurrentOperator,
+    operator: CurrentOperator,
     issuer_id: IssuerIdPath,
     stock_item_id: Annotated[str, Path(alias="stockItemId", pattern=r"^[A-Za-z0-9_.-]{1,64}$")],
     body: ReplenishRequest,
     platform: PlatformDep,
 ) -> dict[str, Any]:
     level, resumed = workflow.replenish(
-        issuer_id, stock_item_id, body.quantity, uow=platform.uow(), clock=platform.clock
+        issuer_id,
+        stock_item_id,
+        body.quantity,
+        uow=platform.uow(),
+        clock=platform.clock,
+        actor=actor_of(operator),
     )
     return {"stockItemId": stock_item_id, "quantity": level, "resumedCardIds": resumed}

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from issuance.api.deps import CardIdPath, CurrentIssuer, PlatformDep
+from issuance.api.deps import CardIdPath, CurrentIssuer, PlatformDep, actor_of
 from issuance.api.errors import error_body, schema_problems
 from issuance.contract.operations import ErrorBody
 from issuance.contract.orders import (
@@ -20,6 +20,7 @@ from issuance.contract.orders import (
 )
 from issuance.domain.errors import DomainError, InvalidRequest
 from issuance.platform import Platform
+from issuance.security.tokens import Principal
 from issuance.services import ordering
 from issuance.services.intake import to_command
 
@@ -70,7 +71,11 @@ def order_card(
     if dry_run:
         return _dry_run_answer(ordering.dry_run(command, uow=platform.reader()))
     placement = ordering.place_order(
-        command, uow=platform.uow(), clock=platform.clock, new_id=platform.new_id
+        command,
+        uow=platform.uow(),
+        clock=platform.clock,
+        new_id=platform.new_id,
+        actor=actor_of(issuer),
     )
     headers = {"Idempotent-Replayed": "true"} if placement.replayed else {}
     return JSONResponse({"operationId": placement.operation_id}, status_code=202, headers=headers)
@@ -100,8 +105,7 @@ def order_cards(
     """Order a batch. Each card is validated and placed on its own; the answer has one line per card."""
     cards = _cards(body)
     results = [
-        _order_one(index, item, issuer.issuer_id, platform, dry_run)
-        for index, item in enumerate(cards)
+        _order_one(index, item, issuer, platform, dry_run) for index, item in enumerate(cards)
     ]
     answer = CardsOrderResponse(cards=results).model_dump(by_alias=True, exclude_none=True)
     return JSONResponse(answer, status_code=200 if dry_run else 202)
@@ -128,14 +132,14 @@ def _cards(body: Any) -> list[Any]:
 
 
 def _order_one(
-    index: int, item: Any, issuer_id: str, platform: Platform, dry_run: bool
+    index: int, item: Any, issuer: Principal, platform: Platform, dry_run: bool
 ) -> CardResult:
     card_id = item.get("cardId") if isinstance(item, dict) else None
     shown_id = card_id if isinstance(card_id, str) else ""
     try:
         card = CardItem.model_validate(item)
         command = to_command(
-            card, issuer_id=issuer_id, card_id=card.card_id, keys=platform.intake_keys
+            card, issuer_id=issuer.issuer_id, card_id=card.card_id, keys=platform.intake_keys
         )
         if dry_run:
             problems = ordering.dry_run(command, uow=platform.reader())
@@ -143,7 +147,11 @@ def _order_one(
                 raise InvalidRequest.from_problems(problems)
             return CardResult(card_id=shown_id)
         placement = ordering.place_order(
-            command, uow=platform.uow(), clock=platform.clock, new_id=platform.new_id
+            command,
+            uow=platform.uow(),
+            clock=platform.clock,
+            new_id=platform.new_id,
+            actor=actor_of(issuer),
         )
     except ValidationError as error:
         return _refused(

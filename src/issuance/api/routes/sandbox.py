@@ -7,13 +7,23 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from issuance.api.deps import AnyCaller, CardIdPath, CurrentIssuer, EndpointIdPath, PlatformDep
+from issuance.api.deps import (
+    AnyCaller,
+    CardIdPath,
+    CurrentIssuer,
+    EndpointIdPath,
+    PlatformDep,
+    actor_of,
+)
 from issuance.contract.workflow import ChaosSettings, ClockAdvance, ScenarioRequest
 from issuance.db.sandbox import SqlChaosStore, SqlScenarioStore
+from issuance.domain.audit import AuditAction, AuditEntry
 from issuance.domain.chaos import Chaos
 from issuance.domain.errors import NotFound
 from issuance.domain.operations import iso_utc
 from issuance.platform import Platform
+from issuance.security.tokens import Principal
+from issuance.services import audit
 from issuance.services.endpoints import configured_endpoint
 
 router = APIRouter(prefix="/sandbox/v1", tags=["Sandbox"])
@@ -22,6 +32,26 @@ router = APIRouter(prefix="/sandbox/v1", tags=["Sandbox"])
 def _sandbox(platform: Platform) -> None:
     if platform.sandbox_clock is None:
         raise NotFound("the sandbox API exists only in sandbox mode", code="NOT_IN_SANDBOX")
+
+
+def _audit(
+    platform: Platform,
+    caller: Principal,
+    action: AuditAction,
+    detail: str,
+    *,
+    issuer_id: str | None = None,
+    card_id: str | None = None,
+) -> None:
+    entry = AuditEntry(
+        at=platform.clock(),
+        actor=actor_of(caller),
+        action=action,
+        issuer_id=issuer_id,
+        card_id=card_id,
+        detail=detail,
+    )
+    audit.record(entry, uow=platform.uow())
 
 
 @router.get("/clock", summary="The sandbox time")
@@ -33,10 +63,12 @@ def clock(_caller: AnyCaller, platform: PlatformDep) -> dict[str, str]:
 @router.post(
     "/clock:advance", summary="Move the sandbox time forward (a day of production in a second)"
 )
-def advance(_caller: AnyCaller, body: ClockAdvance, platform: PlatformDep) -> dict[str, str]:
+def advance(caller: AnyCaller, body: ClockAdvance, platform: PlatformDep) -> dict[str, str]:
     _sandbox(platform)
     assert platform.sandbox_clock is not None
-    return {"now": iso_utc(platform.sandbox_clock.advance(body.seconds))}
+    now = platform.sandbox_clock.advance(body.seconds)
+    _audit(platform, caller, AuditAction.SANDBOX_CLOCK_ADVANCED, f"seconds={body.seconds:g}")
+    return {"now": iso_utc(now)}
 
 
 @router.put(
@@ -48,13 +80,23 @@ def set_scenario(
 ) -> dict[str, Any]:
     _sandbox(platform)
     SqlScenarioStore(platform.engine).put(issuer.issuer_id, card_id, body.scenario)
+    _audit(
+        platform,
+        issuer,
+        AuditAction.SANDBOX_SCENARIO_SET,
+        f"scenario={body.scenario}",
+        issuer_id=issuer.issuer_id,
+        card_id=card_id,
+    )
     return {"cardId": card_id, "scenario": body.scenario}
 
 
 @router.post("/simulator:tick", summary="Run one simulator round now")
-def tick(_caller: AnyCaller, platform: PlatformDep) -> dict[str, int]:
+def tick(caller: AnyCaller, platform: PlatformDep) -> dict[str, int]:
     _sandbox(platform)
-    return {"moved": platform.simulator().tick()}
+    moved = platform.simulator().tick()
+    _audit(platform, caller, AuditAction.SANDBOX_TICK, f"moved={moved}")
+    return {"moved": moved}
 
 
 @router.put(
@@ -69,6 +111,14 @@ def set_chaos(
     configured_endpoint(issuer.issuer_id, endpoint_id, uow=platform.reader())
     chaos = Chaos(body.duplicate, body.delay_seconds, body.reorder)
     SqlChaosStore(platform.engine).put(issuer.issuer_id, endpoint_id, chaos)
+    detail = f"endpoint={endpoint_id};duplicate={chaos.duplicate:g};delay={chaos.delay_seconds:g}"
+    _audit(
+        platform,
+        issuer,
+        AuditAction.SANDBOX_CHAOS_SET,
+        f"{detail};reorder={chaos.reorder}",
+        issuer_id=issuer.issuer_id,
+    )
     return body
 
 
