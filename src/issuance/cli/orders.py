@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from issuance.cli.actor import cli_actor
+from issuance.cli.imports import import_orders
 from issuance.domain.errors import DomainError
 from issuance.domain.statuses import ProductionStatus
 from issuance.platform import Platform
@@ -112,6 +113,9 @@ def advance(
         typer.echo(json.dumps(operation, indent=2))
     else:
         out.print(f"{card}: [bold]{operation['details']['status']}[/bold] ({operation['status']})")
+
+
+orders_app.command("import")(import_orders)
 
 
 @orders_app.command("batch")

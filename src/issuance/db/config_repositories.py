@@ -87,6 +87,7 @@ class SqlConfigRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._seen: dict[str, IssuerConfig | None] = {}  # one look-up per unit of work
+        self._centres: dict[str, PersonalizationCentre | None] = {}
 
     def issuer(self, issuer_id: str) -> IssuerConfig | None:
         if issuer_id not in self._seen:
@@ -123,8 +124,11 @@ class SqlConfigRepository:
         return [c for c in clients if any(k.get("kid") == kid for k in c.public_keys)]
 
     def centre(self, centre_id: str) -> PersonalizationCentre | None:
-        row = self.session.get(PersonalizationCentreRow, centre_id)
-        return None if row is None else PersonalizationCentre.model_validate(row.config)
+        if centre_id not in self._centres:  # one look-up per unit of work, like issuers
+            row = self.session.get(PersonalizationCentreRow, centre_id)
+            centre = None if row is None else PersonalizationCentre.model_validate(row.config)
+            self._centres[centre_id] = centre
+        return self._centres[centre_id]
 
     def current(self) -> PlatformConfig | None:
         centres = self.session.scalars(

@@ -138,15 +138,16 @@ class SqlUnitOfWork:
         Also the event's change-feed `txid` (db/feed.py): on PostgreSQL this transaction's id,
         or the card's previous event's if higher, so the feed keeps the card's order; else 0.
         """
-        on_postgresql = self.session.get_bind().dialect.name == "postgresql"
+        connection = self.session.connection()  # Core: no ORM session to synchronize
+        on_postgresql = connection.dialect.name == "postgresql"
         dialect = postgresql if on_postgresql else sqlite
-        self.session.execute(
+        connection.execute(
             dialect.insert(CardRow)
             .values(issuer_id=issuer_id, card_id=card_id, last_sequence=0)
             .on_conflict_do_nothing()
         )
         txid = func.greatest(CardRow.last_txid, current_txid()) if on_postgresql else 0
-        sequence, last_txid = self.session.execute(
+        sequence, last_txid = connection.execute(
             update(CardRow)
             .where(CardRow.issuer_id == issuer_id, CardRow.card_id == card_id)
             .values(last_sequence=CardRow.last_sequence + 1, last_txid=txid)

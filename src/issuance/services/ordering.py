@@ -67,49 +67,75 @@ def place_order(
     pick the winner and the loser is answered as a replay.
     """
     with uow:
-        replay = _replay(cmd, uow)
-        if replay is not None:
-            return _audited_replay(cmd, replay, uow, actor, clock())
-        issuer = _issuer(cmd.issuer_id, uow)
-        problems = check_order(cmd, issuer)
-        if problems:
-            raise InvalidRequest.from_problems(problems)
-        _refuse_if_in_progress(cmd, uow)
-        product = issuer.card_product(cmd.spec.card_product_id)
-        assert product is not None  # validation guarantees it
-        program = issuer.program(product.program_id)
-        centre = uow.config.centre(program.personalization_centre_id)
-        received_at = clock()
-        due, cancellable_until = _deadlines(cmd, program, centre, received_at)
-        order = Order.accept(
-            operation_id=new_id(),
-            issuer_id=cmd.issuer_id,
-            card_id=cmd.card_id,
-            at=received_at,
-            issuer_request_id=cmd.issuer_request_id,
-            consumer_id=cmd.consumer_id,
-            card_product_id=product.card_product_id,
-            input_file_name=cmd.input_file_name,
-            production_site=program.personalization_centre_id,
-            due_date=due,
-            cancellable_until=cancellable_until,
-            priority=cmd.spec.priority,
-            materials=materials_for(cmd.spec, issuer),
-        )
-        uow.orders.add(order, request=cmd.request, fingerprint=cmd.fingerprint, sealed=cmd.sealed)
-        audit_order(uow, actor, AuditAction.ORDER_PLACED, order, at=received_at)
+        placement = stage_order(cmd, uow=uow, clock=clock, new_id=new_id, actor=actor)
         try:
             uow.commit()
         except Collision:
             uow.rollback()
             return _audited_replay(cmd, _after_collision(cmd, uow), uow, actor, clock())
-        return Placement(order.operation_id, replayed=False)
+        return placement
+
+
+def stage_order(
+    cmd: PlaceOrder,
+    *,
+    uow: UnitOfWork,
+    clock: Clock,
+    new_id: Callable[[], str],
+    actor: Actor = PLATFORM,
+) -> Placement:
+    """`place_order` without the commit, in the caller's open unit of work.
+
+    File imports stage many orders and commit them together; the caller commits (or, on
+    `Collision`, falls back to `place_order` card by card).
+    """
+    replay = _replay(cmd, uow)
+    if replay is not None:
+        _record_replay(cmd, replay, uow, actor, clock())
+        return replay
+    issuer = _issuer(cmd.issuer_id, uow)
+    problems = check_order(cmd, issuer)
+    if problems:
+        raise InvalidRequest.from_problems(problems)
+    _refuse_if_in_progress(cmd, uow)
+    product = issuer.card_product(cmd.spec.card_product_id)
+    assert product is not None  # validation guarantees it
+    program = issuer.program(product.program_id)
+    centre = uow.config.centre(program.personalization_centre_id)
+    received_at = clock()
+    due, cancellable_until = _deadlines(cmd, program, centre, received_at)
+    order = Order.accept(
+        operation_id=new_id(),
+        issuer_id=cmd.issuer_id,
+        card_id=cmd.card_id,
+        at=received_at,
+        issuer_request_id=cmd.issuer_request_id,
+        consumer_id=cmd.consumer_id,
+        card_product_id=product.card_product_id,
+        input_file_name=cmd.input_file_name,
+        production_site=program.personalization_centre_id,
+        due_date=due,
+        cancellable_until=cancellable_until,
+        priority=cmd.spec.priority,
+        materials=materials_for(cmd.spec, issuer),
+    )
+    uow.orders.add(order, request=cmd.request, fingerprint=cmd.fingerprint, sealed=cmd.sealed)
+    audit_order(uow, actor, AuditAction.ORDER_PLACED, order, at=received_at)
+    return Placement(order.operation_id, replayed=False)
 
 
 def _audited_replay(
     cmd: PlaceOrder, replay: Placement, uow: UnitOfWork, actor: Actor, at: datetime
 ) -> Placement:
     """A retry answered with the original is audited too: who asked again, and when."""
+    _record_replay(cmd, replay, uow, actor, at)
+    uow.commit()
+    return replay
+
+
+def _record_replay(
+    cmd: PlaceOrder, replay: Placement, uow: UnitOfWork, actor: Actor, at: datetime
+) -> None:
     uow.audit.record(
         AuditEntry(
             at=at,
@@ -120,8 +146,6 @@ def _audited_replay(
             operation_id=replay.operation_id,
         )
     )
-    uow.commit()
-    return replay
 
 
 def _deadlines(
