@@ -21,6 +21,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     transaction instead, so reads never wait for writers.
     """
     parsed = make_url(url)
+    # A request may hold two connections at once (its unit of work, and the sandbox clock's
+    # read): the pool must outgrow the server's 40 threads, or every request can end up waiting
+    # for a second connection that only another waiting request could give back. Overflow
+    # connections close when returned, so only `pool_size` stay open.
+    if parsed.database not in (None, "", ":memory:"):  # a memory database has one connection
+        kwargs = {"pool_size": 5, "max_overflow": 60, **kwargs}
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, **kwargs)
     if parsed.database:
