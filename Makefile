@@ -41,12 +41,17 @@ test: check
 ## bench: delivery throughput and lag next to the raw POST ceiling (SQLite, then PostgreSQL at
 ## ISSUANCE_BENCH_DATABASE_URL); writes bench/results/*.json and bench/RESULTS.md
 BENCH_PG ?= $${ISSUANCE_BENCH_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/bench_delivery}
+BENCH_PG_INTAKE ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_intake
 bench: $(STAMP)
 	for run in "sqlite 1 1" "sqlite 2 1" "sqlite 1 10" "postgresql 1 1" "postgresql 2 1" "postgresql 1 10"; do \
 		set -- $$run; url=""; [ $$1 = postgresql ] && url="--database-url $(BENCH_PG)"; \
 		$(BIN)/python bench/delivery.py --workers $$2 --per-call $$3 $$url \
 			--json bench/results/delivery-$$1-w$$2-k$$3.json || exit 1; \
 	done
+	$(BIN)/python bench/intake.py --json bench/results/intake-sqlite.json
+	$(BIN)/python bench/intake.py --database-url $(BENCH_PG_INTAKE) \
+		--json bench/results/intake-postgresql.json
+	$(BIN)/python bench/status.py --json bench/results/status-sqlite.json
 	$(BIN)/python bench/report.py
 
 ## fmt: apply the formatter and the safe lint fixes

@@ -1,0 +1,257 @@
+"""Single-card order intake over HTTP: orders/s and p50/p99 at half load, next to the ceiling.
+
+    .venv/bin/python bench/intake.py [--database-url URL] [--seconds S] [--concurrency C]
+                                     [--json PATH]
+
+1. The platform: `issuance serve` on the sandbox configuration, in a subprocess on a free port (a new SQLite file, or
+   the PostgreSQL database named by --database-url, dropped and created first), with the bureau
+   simulator, in-server delivery and body logging off, so the figure is intake alone.
+2. The ceiling: bench/bare_intake_app.py, a bare FastAPI + uvicorn endpoint doing the same JWE
+   decryption (joserfc, ECDH-ES + A256GCM on P-256, the one configuration D1 allows) and one
+   SQLite insert.
+3. Each is driven by bench/driver.py in its own process (aiohttp on uvloop, loopback): it gets
+   the pre-encrypted JWE pool ready, warms up, then finds saturation (closed loop, C connections,
+   every order a new card), then measures latency at 50% of that rate (open loop).
+
+Server, driver and database share this machine's cores: the server's CPU seconds are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from delivery import free_port, fresh_database  # bench/ is on the script's path
+
+from issuance.cli.config_file import SANDBOX_CONFIG, read_config
+from issuance.db.migrate import upgrade
+from issuance.platform import Platform
+from issuance.services.configuration import load_config
+from issuance.settings import Settings
+
+HERE = Path(__file__).parent
+ISSUANCE = Path(sys.executable).parent / "issuance"
+ISSUER = "DEMOBANK01"
+CARD_DATA = {"pan": "4539910000000002", "exp": "2911", "name": "ADA LOVELACE", "cvv2": "123"}
+ADDRESS = {
+    "firstName": "Ada",
+    "lastName": "Lovelace",
+    "line1": "10 Rue de Rivoli",
+    "zipCode": "75001",
+    "city": "Paris",
+    "countryCode": "FR",
+}
+ORDER = {
+    "distributionChannel": "THALES",
+    "consumerId": "consumer-@N@",
+    "cardProductId": "DEMO-DEBIT",
+    "issuerRequestId": "req-@N@",
+    "services": {
+        "issuance": "CREATION",
+        "delivery": "laposte-lettre",
+        "cardCarrier": "WELCOME-LETTER",
+    },
+    "encryptedData": "@JWE@",
+    "paymentApplication": {"config": "VISA-DEBIT", "odaKeyIndex": "1", "derivationKeyIndex": "1"},
+    "shipment": {"type": "INDIVIDUAL", "deliveryAddress": ADDRESS, "individualAddress": ADDRESS},
+}
+PATH = f"/banking/v1/issuers/{ISSUER}/physicalCards/bench-@N@/operations:production"
+
+
+def platform_environment(url: str, directory: Path, port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "ISSUANCE_DATABASE_URL": url,
+        "ISSUANCE_KEYS_DIR": str(directory / "keys"),
+        "ISSUANCE_SIMULATOR": "false",
+        "ISSUANCE_DELIVER_IN_SERVER": "false",
+        "ISSUANCE_LOG_BODIES": "false",
+        "ISSUANCE_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+    }
+
+
+def prepare_platform(url: str, directory: Path) -> None:
+    """Migrate, make the keys and load the sandbox configuration, as `serve --sandbox` does."""
+    fresh_database(url)
+    upgrade(url)
+    settings = Settings(database_url=url, sandbox=True, keys_dir=directory / "keys")
+    platform = Platform.build(settings)
+    try:
+        load_config(read_config(SANDBOX_CONFIG), uow=platform.uow())
+    finally:
+        platform.close()
+
+
+def start_platform(url: str, directory: Path, port: int) -> subprocess.Popen[bytes]:
+    """`issuance serve` (not --sandbox: the sandbox clock is read from the database on a second
+    connection in every order, see the report) on the sandbox configuration."""
+    return subprocess.Popen(  # noqa: S603 (our own command line)
+        [str(ISSUANCE), "serve", "--port", str(port)],
+        env=platform_environment(url, directory, port),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited with {process.returncode}")
+        try:
+            httpx.get(f"{base}/.well-known/jwks.json", timeout=2).raise_for_status()
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit(f"{base} did not answer in {timeout} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> float:
+    """SIGTERM the server; its CPU seconds (user + system)."""
+    process.send_signal(signal.SIGTERM)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return round(usage.ru_utime + usage.ru_stime, 1)
+
+
+def token(base: str) -> str:
+    answer = httpx.post(
+        f"{base}/authz/v1/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "demobank01",
+            "client_secret": "sandbox-secret-demobank01",
+        },
+    )
+    return str(answer.raise_for_status().json()["access_token"])
+
+
+def drive(spec: dict[str, Any], directory: Path) -> list[dict[str, Any]]:
+    """Run bench/driver.py on `spec` in its own process; its results."""
+    spec_path, out_path = directory / "spec.json", directory / "out.json"
+    spec_path.write_text(json.dumps(spec))
+    subprocess.run(  # noqa: S603 (our own command line)
+        [sys.executable, str(HERE / "driver.py"), str(spec_path), str(out_path)], check=True
+    )
+    return list(json.loads(out_path.read_text()))
+
+
+def measure(
+    base: str, headers: dict[str, str], args: argparse.Namespace, directory: Path
+) -> dict[str, Any]:
+    """Saturation (closed loop), then p50/p99 at half that rate (open loop)."""
+    spec: dict[str, Any] = {
+        "base_url": base,
+        "method": "POST",
+        "path": PATH,
+        "headers": {"content-type": "application/json", **headers},
+        "body": json.dumps(ORDER, separators=(",", ":")),
+        "jwe_key": httpx.get(f"{base}/.well-known/jwks.json").json()["keys"][0],
+        "jwe_fields": CARD_DATA,
+        "jwe_pool": 1000,
+    }
+    warm, saturated = drive(
+        {
+            **spec,
+            "phases": [
+                {"mode": "closed", "concurrency": 16, "seconds": 3},
+                {"mode": "closed", "concurrency": args.concurrency, "seconds": args.seconds},
+            ],
+        },
+        directory,
+    )
+    rate = max(1.0, round(saturated["per_second"] / 2, 1))
+    [half] = drive(
+        {**spec, "phases": [{"mode": "open", "rate": rate, "seconds": args.seconds}]}, directory
+    )
+    return {"warm_up": warm, "saturation": saturated, "half_load": half}
+
+
+def figures_of(run: dict[str, Any], cpu: float) -> dict[str, Any]:
+    return {
+        "orders_per_second": run["saturation"]["per_second"],
+        "saturation_p50_ms": run["saturation"]["p50_ms"],
+        "saturation_p99_ms": run["saturation"]["p99_ms"],
+        "half_load_rate": run["half_load"]["rate"],
+        "p50_ms": run["half_load"]["p50_ms"],
+        "p99_ms": run["half_load"]["p99_ms"],
+        "non_2xx": {
+            phase: {k: v for k, v in run[phase]["statuses"].items() if not k.startswith("2")}
+            for phase in ("saturation", "half_load")
+        },
+        "server_cpu_seconds": cpu,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=None, help="default: a new SQLite file")
+    parser.add_argument("--seconds", type=float, default=10, help="per measured phase")
+    parser.add_argument("--concurrency", type=int, default=64, help="connections at saturation")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        url = args.database_url or f"sqlite:///{directory / 'platform.db'}"
+        prepare_platform(url, directory)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = start_platform(url, directory, port)
+        try:
+            wait_ready(base, server)
+            headers = {"authorization": f"Bearer {token(base)}"}
+            platform_run = measure(base, headers, args, directory)
+        finally:
+            platform_cpu = stop(server)
+
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        bare = subprocess.Popen(  # noqa: S603 (our own command line)
+            [sys.executable, str(HERE / "bare_intake_app.py"), str(port), str(directory / "b.db")]
+        )
+        try:
+            wait_ready(base, bare)
+            bare_run = measure(base, {}, args, directory)
+        finally:
+            bare_cpu = stop(bare)
+
+    platform_figures = figures_of(platform_run, platform_cpu)
+    bare_figures = figures_of(bare_run, bare_cpu)
+    figures = {
+        "database": url.split(":", 1)[0],
+        "jwe": "ECDH-ES + A256GCM, P-256",
+        "concurrency": args.concurrency,
+        "seconds": args.seconds,
+        "platform": platform_figures,
+        "bare_endpoint": bare_figures,
+        "ratio_to_ceiling": round(
+            platform_figures["orders_per_second"] / bare_figures["orders_per_second"], 2
+        ),
+        "cpu_count": os.cpu_count(),
+        "runs": {"platform": platform_run, "bare_endpoint": bare_run},
+    }
+    print(json.dumps({k: v for k, v in figures.items() if k != "runs"}, indent=2))
+    print(
+        f"intake ({figures['database']}): {platform_figures['orders_per_second']:,.0f} orders/s "
+        f"(p50 {platform_figures['p50_ms']} ms, p99 {platform_figures['p99_ms']} ms at "
+        f"{platform_figures['half_load_rate']:,.0f}/s); bare endpoint "
+        f"{bare_figures['orders_per_second']:,.0f} orders/s (p50 {bare_figures['p50_ms']} ms, "
+        f"p99 {bare_figures['p99_ms']} ms); ratio {figures['ratio_to_ceiling']:.2f}"
+    )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
