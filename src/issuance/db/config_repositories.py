@@ -110,6 +110,9 @@ class SqlConfigRepository:
             self._cache[key] = IssuerConfig.model_validate(document)
         return self._cache[key]
 
+    def issuer_ids(self) -> list[str]:
+        return list(self.session.scalars(select(IssuerRow.issuer_id).order_by(IssuerRow.issuer_id)))
+
     def client(self, client_id: str) -> ClientRecord | None:
         row = self.session.get(ApiClientRow, client_id)
         if row is not None:
