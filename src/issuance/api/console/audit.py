@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from issuance.api.audit_trail import record_action
 from issuance.api.console.session import Session
-from issuance.domain.audit import Actor, ActorKind, AuditEntry
+from issuance.domain.audit import Actor, ActorKind
 from issuance.platform import Platform
-from issuance.services import audit
 
 
 def operator(session: Session) -> Actor:
@@ -21,13 +21,5 @@ def record(
     issuer_id: str | None = None,
     card_id: str | None = None,
 ) -> None:
-    """An action that changes no order (replays, sandbox controls), on its own."""
-    entry = AuditEntry(
-        at=platform.clock(),
-        actor=operator(session),
-        action=action,
-        issuer_id=issuer_id,
-        card_id=card_id,
-        detail=detail,
-    )
-    audit.record(entry, uow=platform.uow())
+    """As the signed-in operator."""
+    record_action(platform, operator(session), action, detail, issuer_id=issuer_id, card_id=card_id)

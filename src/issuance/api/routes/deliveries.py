@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, Path, Query
 
+from issuance.api.audit_trail import record_action
 from issuance.api.deps import (
     CurrentOperator,
     EndpointIdPath,
@@ -51,12 +52,9 @@ from issuance.db.outbox import (
     replay,
 )
 from issuance.delivery.ping import ping
-from issuance.domain.audit import AuditAction, AuditEntry
+from issuance.domain.audit import AuditAction
 from issuance.domain.endpoint_health import Streak
 from issuance.domain.errors import NotFound
-from issuance.platform import Platform
-from issuance.security.tokens import Principal
-from issuance.services import audit
 from issuance.services.endpoints import configured_endpoint, configured_endpoints
 
 router = APIRouter(prefix="/operator/v1", tags=["Operator"])
@@ -149,7 +147,9 @@ def replay_events(
     operator: CurrentOperator, platform: PlatformDep, body: ReplayRequest
 ) -> Replayed:
     count = replay(platform.engine, event_ids=body.event_ids, now=platform.clock())
-    _audit(platform, operator, AuditAction.NOTIFICATIONS_REPLAYED, f"deliveries={count}")
+    record_action(
+        platform, actor_of(operator), AuditAction.NOTIFICATIONS_REPLAYED, f"deliveries={count}"
+    )
     return Replayed(replayed=count)
 
 
@@ -164,25 +164,10 @@ def recover_events(
 ) -> Replayed:
     since = body.since if body.since.tzinfo else body.since.replace(tzinfo=UTC)
     count = replay(platform.engine, since=since, now=platform.clock())
-    _audit(platform, operator, AuditAction.NOTIFICATIONS_RECOVERED, f"deliveries={count}")
-    return Replayed(replayed=count)
-
-
-def _audit(
-    platform: Platform,
-    operator: Principal,
-    action: AuditAction,
-    detail: str,
-    issuer_id: str | None = None,
-) -> None:
-    entry = AuditEntry(
-        at=platform.clock(),
-        actor=actor_of(operator),
-        action=action,
-        issuer_id=issuer_id,
-        detail=detail,
+    record_action(
+        platform, actor_of(operator), AuditAction.NOTIFICATIONS_RECOVERED, f"deliveries={count}"
     )
-    audit.record(entry, uow=platform.uow())
+    return Replayed(replayed=count)
 
 
 def _without_credentials(url: str) -> str:
@@ -274,7 +259,9 @@ def enable(
         platform.engine, issuer_id=issuer_id, endpoint_id=endpoint_id, at=platform.clock()
     )
     detail = f"endpoint={endpoint_id};wasDisabled={was_disabled}"
-    _audit(platform, operator, AuditAction.ENDPOINT_ENABLED, detail, issuer_id)
+    record_action(
+        platform, actor_of(operator), AuditAction.ENDPOINT_ENABLED, detail, issuer_id=issuer_id
+    )
     return Enabled(issuer_id=issuer_id, endpoint_id=endpoint_id, was_disabled=was_disabled)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from issuance.api.audit_trail import record_action
 from issuance.api.deps import (
     AnyCaller,
     CardIdPath,
@@ -17,13 +18,11 @@ from issuance.api.deps import (
 )
 from issuance.contract.workflow import ChaosSettings, ClockAdvance, ScenarioRequest
 from issuance.db.sandbox import SqlChaosStore, SqlScenarioStore
-from issuance.domain.audit import AuditAction, AuditEntry
+from issuance.domain.audit import AuditAction
 from issuance.domain.chaos import Chaos
 from issuance.domain.errors import NotFound
 from issuance.domain.operations import iso_utc
 from issuance.platform import Platform
-from issuance.security.tokens import Principal
-from issuance.services import audit
 from issuance.services.endpoints import configured_endpoint
 
 router = APIRouter(prefix="/sandbox/v1", tags=["Sandbox"])
@@ -32,26 +31,6 @@ router = APIRouter(prefix="/sandbox/v1", tags=["Sandbox"])
 def _sandbox(platform: Platform) -> None:
     if platform.sandbox_clock is None:
         raise NotFound("the sandbox API exists only in sandbox mode", code="NOT_IN_SANDBOX")
-
-
-def _audit(
-    platform: Platform,
-    caller: Principal,
-    action: AuditAction,
-    detail: str,
-    *,
-    issuer_id: str | None = None,
-    card_id: str | None = None,
-) -> None:
-    entry = AuditEntry(
-        at=platform.clock(),
-        actor=actor_of(caller),
-        action=action,
-        issuer_id=issuer_id,
-        card_id=card_id,
-        detail=detail,
-    )
-    audit.record(entry, uow=platform.uow())
 
 
 @router.get("/clock", summary="The sandbox time")
@@ -67,7 +46,9 @@ def advance(caller: AnyCaller, body: ClockAdvance, platform: PlatformDep) -> dic
     _sandbox(platform)
     assert platform.sandbox_clock is not None
     now = platform.sandbox_clock.advance(body.seconds)
-    _audit(platform, caller, AuditAction.SANDBOX_CLOCK_ADVANCED, f"seconds={body.seconds:g}")
+    record_action(
+        platform, actor_of(caller), AuditAction.SANDBOX_CLOCK_ADVANCED, f"seconds={body.seconds:g}"
+    )
     return {"now": iso_utc(now)}
 
 
@@ -80,9 +61,9 @@ def set_scenario(
 ) -> dict[str, Any]:
     _sandbox(platform)
     SqlScenarioStore(platform.engine).put(issuer.issuer_id, card_id, body.scenario)
-    _audit(
+    record_action(
         platform,
-        issuer,
+        actor_of(issuer),
         AuditAction.SANDBOX_SCENARIO_SET,
         f"scenario={body.scenario}",
         issuer_id=issuer.issuer_id,
@@ -95,7 +76,7 @@ def set_scenario(
 def tick(caller: AnyCaller, platform: PlatformDep) -> dict[str, int]:
     _sandbox(platform)
     moved = platform.simulator().tick()
-    _audit(platform, caller, AuditAction.SANDBOX_TICK, f"moved={moved}")
+    record_action(platform, actor_of(caller), AuditAction.SANDBOX_TICK, f"moved={moved}")
     return {"moved": moved}
 
 
@@ -112,9 +93,9 @@ def set_chaos(
     chaos = Chaos(body.duplicate, body.delay_seconds, body.reorder)
     SqlChaosStore(platform.engine).put(issuer.issuer_id, endpoint_id, chaos)
     detail = f"endpoint={endpoint_id};duplicate={chaos.duplicate:g};delay={chaos.delay_seconds:g}"
-    _audit(
+    record_action(
         platform,
-        issuer,
+        actor_of(issuer),
         AuditAction.SANDBOX_CHAOS_SET,
         f"{detail};reorder={chaos.reorder}",
         issuer_id=issuer.issuer_id,
