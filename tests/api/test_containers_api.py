@@ -21,11 +21,13 @@ from tests.factories import (
     ActingIssuerClient,
     IssuerClient,
     OperatorClient,
+    advance_clock,
     expect_ok,
     expect_refused,
     journal,
     new_card_id,
     order_body,
+    tick,
 )
 
 PRODUCTION = ("prepare", "queue", "start", "complete")
@@ -329,3 +331,36 @@ def test_unknown_containers_and_other_issuers_get_nothing(
     expect_refused(containers.post(box_a, "ship"), 400, "FIELD_MISSING")
     expect_refused(containers.post(box_a, "track", status="LOST"), 400, "FIELD_INVALID_FORMAT")
     expect_refused(containers.list(status="LOST"), 400, "FIELD_INVALID_VALUE")
+
+
+def test_the_sandbox_bureau_ships_a_container_once_all_its_cards_are_done_then_the_branch_gets_it(
+    http: httpx.Client, server: Server, issuer: ActingIssuerClient, containers: Containers
+) -> None:
+    box_a, _box_b, dispatch = _ids()
+    cards = _order_bulk(issuer, box_a, dispatch, 2)
+    seen: list[tuple[str, set[str]]] = []
+    for _ in range(12):
+        advance_clock(http, 3600, headers=issuer.headers)
+        tick(http, headers=issuer.headers)
+        shown = expect_ok(containers.show(box_a))
+        seen.append((shown["status"], {c["productionStatus"] for c in shown["cards"]}))
+        if shown["status"] == "RECEIVED_AT_BRANCH":
+            break
+    statuses = [status for status, _ in seen]
+    assert statuses[-2:] == ["IN_TRANSIT", "RECEIVED_AT_BRANCH"], seen
+    assert all(steps == {"CARD_SHIPPED"} for status, steps in seen if status != "OPEN"), seen
+    assert statuses[: statuses.index("IN_TRANSIT")] == ["OPEN"] * statuses.index("IN_TRANSIT")
+    for card_id in cards:
+        details = issuer.operation(card_id)["details"]
+        assert details["shipment"]["carrier"] == "dhl"  # dhl-branch's carrier
+        assert details["shipment"]["status"] == "DELIVERED"
+        assert details["container"]["status"] == "RECEIVED_AT_BRANCH"
+        steps = [
+            (e.status, e.payload["details"].get("shipment", {}).get("status"))
+            for e in journal(server.platform.engine, card_id)
+        ]
+        assert steps[-3:] == [
+            ("CARD_PROD_DONE", None),
+            ("CARD_SHIPPED", "IN_TRANSIT"),
+            ("CARD_SHIPPED", "DELIVERED"),
+        ]

@@ -148,6 +148,17 @@ class SqlContainerRepository:
             query = query.where(ContainerRow.order_id == order_id)
         return [(_container_from(row), int(count)) for row, count in self.session.execute(query)]
 
+    def unchanged_since(
+        self, statuses: tuple[str, ...], *, before: datetime, limit: int
+    ) -> list[Container]:
+        rows = self.session.scalars(
+            select(ContainerRow)
+            .where(ContainerRow.status.in_(statuses), ContainerRow.updated_at <= before)
+            .order_by(ContainerRow.updated_at)
+            .limit(limit)
+        )
+        return [_container_from(row) for row in rows]
+
     def members(self, issuer_id: str, group_id: str) -> list[Order]:
         """Every order placed into the container (its manifest), by card id then age."""
         rows = self.session.scalars(

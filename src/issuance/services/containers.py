@@ -26,6 +26,7 @@ from issuance.domain.orders import Order, Shipment
 from issuance.domain.statuses import Hold, OperationStatus, ProductionStatus
 from issuance.services.audit import audit_order
 from issuance.services.unit_of_work import Collision, UnitOfWork
+from issuance.services.workflow import configured_carrier
 
 Clock = Callable[[], datetime]
 MAX_LISTED = 20  # card ids named in an error message, at most
@@ -124,14 +125,15 @@ def ship(
     *,
     issuer_id: str,
     group_id: str,
-    carrier: str,
+    carrier: str | None,
     tracking_number: str | None,
     tracking_url: str | None,
     uow: UnitOfWork,
     clock: Clock,
     actor: Actor = PLATFORM,
 ) -> dict[str, Any]:
-    """Hand the container to the carrier: every card in it becomes CARD_SHIPPED with its tracking.
+    """Hand the container to the carrier: every card in it becomes CARD_SHIPPED with its tracking
+    (the carrier of the cards' shipping method when none is named).
 
     All or nothing: while a card is not personalized yet (or is held), the container waits,
     and the refusal names those cards. Once RETURNED, shipping again re-ships the cards that
@@ -147,6 +149,7 @@ def ship(
         else:
             cards = _travelling(members)
             _refuse_unready(container, cards)
+        carrier = carrier or _configured_carrier(cards, uow)
         container.ship(
             carrier=carrier, tracking_number=tracking_number, tracking_url=tracking_url, at=now
         )
@@ -169,6 +172,14 @@ def ship(
                 uow, actor, ContainerAction.SHIP, order, at=now, detail=f"groupId={group_id}"
             )
         return _finish(uow, actor, ContainerAction.SHIP, container, cards, now)
+
+
+def _configured_carrier(cards: list[Order], uow: UnitOfWork) -> str:
+    """The carrier of the cards' shipping method, when the operator names none."""
+    carrier = next((c for o in cards if (c := configured_carrier(o, uow))), None)
+    if carrier is None:
+        raise InvalidRequest("name the carrier: the cards have no shipping method", field="carrier")
+    return carrier
 
 
 def _refuse_unready(container: Container, cards: list[Order]) -> None:

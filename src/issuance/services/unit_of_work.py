@@ -99,6 +99,12 @@ class ContainerRepository(Protocol):
         """Every order placed into the container: its manifest."""
         ...
 
+    def unchanged_since(
+        self, statuses: tuple[str, ...], *, before: datetime, limit: int
+    ) -> list[Container]:
+        """Containers of every issuer in these statuses, not changed since `before`."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class SealedOrder:

@@ -189,14 +189,15 @@ def _ship(
     tracking_number: str | None,
     tracking_url: str | None,
 ) -> None:
-    carrier = carrier or _configured_carrier(order, uow)
+    carrier = carrier or configured_carrier(order, uow)
     if carrier is None:
         raise InvalidRequest("name the carrier: the order has no shipping method", field="carrier")
     shipment = Shipment(carrier=carrier, tracking_number=tracking_number, tracking_url=tracking_url)
     order.move_to(_S.CARD_SHIPPED, at=now, shipment=shipment)
 
 
-def _configured_carrier(order: Order, uow: UnitOfWork) -> str | None:
+def configured_carrier(order: Order, uow: UnitOfWork) -> str | None:
+    """The carrier of the order's shipping method (`services.delivery`), if configured."""
     issuer = uow.config.issuer(order.issuer_id)
     method_id = uow.orders.request_of(order.operation_id).get("services", {}).get("delivery")
     method = (
