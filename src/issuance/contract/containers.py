@@ -19,9 +19,10 @@ TrackingUrl = Annotated[str, StringConstraints(pattern=r"^https?://\S{1,2000}$")
 
 
 class ShipContainerRequest(WireModel):
-    """`:ship`: the carrier takes the container (again, after a return) under this tracking."""
+    """`:ship`: the carrier takes the container (again, after a return) under this tracking;
+    without `carrier`, the one of the cards' shipping method."""
 
-    carrier: Carrier
+    carrier: Carrier | None = None
     tracking_number: TrackingNumber | None = None
     tracking_url: TrackingUrl | None = None
 
