@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -164,3 +166,16 @@ def test_the_container_a_request_names() -> None:
     assert container_of_request({**bulk, "orderId": None}) == ContainerRef("box-1")
     assert container_of_request({**bulk, "type": "INDIVIDUAL"}) is None
     assert container_of_request(None) is None
+
+
+def test_the_readme_diagram_is_the_table() -> None:
+    """The README draws the container moves by hand: it must draw exactly the table's."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Bulk shipments and containers", 1)[1].split("```", 2)[1]
+    drawn = {
+        (ContainerStatus(source), ContainerStatus(target.split(":")[0].strip()))
+        for source, target in re.findall(r"^\s*(\w+) --> (\w+(?::.*)?)$", section, re.MULTILINE)
+        if source != "[*]"
+    }
+    table = {(s, t) for s, targets in CONTAINER_TRANSITIONS.items() for t in targets}
+    assert drawn == table
