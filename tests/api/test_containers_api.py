@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import Server
 from tests.factories import (
@@ -364,3 +367,44 @@ def test_the_sandbox_bureau_ships_a_container_once_all_its_cards_are_done_then_t
             ("CARD_SHIPPED", "IN_TRANSIT"),
             ("CARD_SHIPPED", "DELIVERED"),
         ]
+
+
+BODY_KEYS = ["carrier", "trackingNumber", "trackingUrl", "status", "message", "x"]
+BODY = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(BODY_KEYS), children, max_size=4)
+    ),
+    max_leaves=8,
+)
+
+
+@pytest.fixture
+def bulk_box(issuer: ActingIssuerClient) -> str:
+    """A container holding one BULK card."""
+    box = _ids()[0]
+    _order_bulk(issuer, box, None, 1)
+    return box
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_no_container_call_yields_a_server_error(
+    containers: Containers, bulk_box: str, data: st.DataObject
+) -> None:
+    """Whatever the operator sends, to a real container (with a card) or to none, no 500."""
+    target = data.draw(st.one_of(st.just(bulk_box), st.just("@"), st.text(min_size=1, max_size=70)))
+    verb = data.draw(st.sampled_from(["ship", "track", "receive", "cards/card-1:handOver"]))
+    path = f"{containers.base}/{quote(target, safe='')}"
+    path += f"/{verb}" if verb.startswith("cards/") else f":{verb}"
+    answer = containers.http.post(path, json=data.draw(BODY), headers=containers.headers)
+    assert answer.status_code < 500, answer.text
+    if answer.status_code >= 400:
+        assert answer.json()["errorCode"]
+    shown = containers.http.get(
+        f"{containers.base}/{quote(target, safe='')}", headers=containers.headers
+    )
+    assert shown.status_code < 500, shown.text
