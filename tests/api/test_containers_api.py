@@ -7,6 +7,7 @@ Each card move is checked in productionStatus and in the journal (one event per 
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -16,6 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from issuance.domain.errors import DomainError
+from issuance.domain.orders import Order
+from issuance.services import containers as container_service
 from tests.conftest import Server
 from tests.factories import (
     ADDRESS,
@@ -408,3 +412,52 @@ def test_no_container_call_yields_a_server_error(
         f"{containers.base}/{quote(target, safe='')}", headers=containers.headers
     )
     assert shown.status_code < 500, shown.text
+
+
+def test_a_card_placed_while_its_container_ships_is_never_left_behind(
+    server: Server, issuer: ActingIssuerClient, operator: OperatorClient
+) -> None:
+    """A placement holds the container until it commits: the shipment waits, then sees the card."""
+    platform = server.platform
+    box, _box_b, _dispatch = _ids()
+    cards = _order_bulk(issuer, box, None, 1)
+    _produce(operator, *cards)
+    outcome: list[str] = []
+
+    def ship_meanwhile() -> None:
+        try:
+            container_service.ship(
+                issuer_id=DEMO,
+                group_id=box,
+                carrier="dhl",
+                tracking_number=None,
+                tracking_url=None,
+                uow=platform.uow(),
+                clock=platform.clock,
+            )
+            outcome.append("SHIPPED")
+        except DomainError as error:
+            outcome.append(error.code)
+
+    with platform.uow() as placing:  # a new BULK card for the box, not committed yet
+        now = platform.clock()
+        ref = container_service.join_container(
+            placing, DEMO, {"type": "BULK", "groupId": box}, at=now
+        )
+        late = Order.accept(
+            operation_id=str(uuid.uuid4()),
+            issuer_id=DEMO,
+            card_id=new_card_id(),
+            at=now,
+            container=ref,
+        )
+        placing.orders.add(late, request={}, fingerprint="f" * 64, sealed=None)
+        shipping = threading.Thread(target=ship_meanwhile)
+        shipping.start()
+        shipping.join(timeout=1.0)
+        assert shipping.is_alive(), outcome  # it waits for the placement
+        placing.commit()
+    shipping.join(timeout=30)
+
+    assert outcome == ["CONTAINER_NOT_READY"]
+    assert expect_ok(Containers(operator).show(box))["status"] == "OPEN"

@@ -79,8 +79,12 @@ class SqlContainerRepository:
     def ensure(
         self, issuer_id: str, group_id: str, *, order_id: str | None, at: datetime
     ) -> Container:
-        """The container, created OPEN if new. Racing orders for a new container create one
-        row (insert-or-nothing), so neither is refused."""
+        """The container, created OPEN if new, share-locked until the order commits.
+
+        Racing orders for a new container create one row (insert-or-nothing), so neither is
+        refused. The share lock (PostgreSQL; SQLite has one writer anyway) makes a shipment
+        that locks the row wait for this order, and this order wait for a shipment under way:
+        a card is never added to a container as it leaves."""
         connection = self.session.connection()
         dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
         connection.execute(
@@ -96,12 +100,15 @@ class SqlContainerRepository:
             )
             .on_conflict_do_nothing()
         )
-        container = self.get(issuer_id, group_id)
-        assert container is not None  # inserted now or before
-        return container
+        row = self.session.get(ContainerRow, (issuer_id, group_id), with_for_update={"read": True})
+        assert row is not None  # inserted now or before
+        self.rows[(issuer_id, group_id)] = row
+        return _container_from(row)
 
-    def get(self, issuer_id: str, group_id: str) -> Container | None:
-        row = self.session.get(ContainerRow, (issuer_id, group_id))
+    def get(self, issuer_id: str, group_id: str, *, lock: bool = False) -> Container | None:
+        row = self.session.get(
+            ContainerRow, (issuer_id, group_id), with_for_update=True if lock else None
+        )
         if row is None:
             return None
         self.rows[(issuer_id, group_id)] = row

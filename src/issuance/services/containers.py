@@ -70,8 +70,9 @@ def join_container(
     return container.ref()
 
 
-def _load(uow: UnitOfWork, issuer_id: str, group_id: str) -> Container:
-    container = uow.containers.get(issuer_id, group_id)
+def _load(uow: UnitOfWork, issuer_id: str, group_id: str, *, lock: bool = True) -> Container:
+    """The container, locked before its cards are read (so no card joins it meanwhile)."""
+    container = uow.containers.get(issuer_id, group_id, lock=lock)
     if container is None:
         raise NotFound(
             f"issuer {issuer_id} has no container {group_id}",
@@ -339,7 +340,7 @@ def list_containers(
 def manifest(*, issuer_id: str, group_id: str, uow: UnitOfWork) -> dict[str, Any]:
     """The container, its tracking, and every card in it with where each stands."""
     with uow:
-        container = _load(uow, issuer_id, group_id)
+        container = _load(uow, issuer_id, group_id, lock=False)
         cards = [_card_line(o) for o in uow.containers.members(issuer_id, group_id)]
         return {**container_view(container), "cardCount": len(cards), "cards": cards}
 

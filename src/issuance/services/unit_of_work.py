@@ -75,10 +75,13 @@ class ContainerRepository(Protocol):
     def ensure(
         self, issuer_id: str, group_id: str, *, order_id: str | None, at: datetime
     ) -> Container:
-        """The container, created OPEN if new (concurrent creations make one)."""
+        """The container, created OPEN if new (concurrent creations make one); no shipment of
+        it can commit before this unit of work does."""
         ...
 
-    def get(self, issuer_id: str, group_id: str) -> Container | None: ...
+    def get(self, issuer_id: str, group_id: str, *, lock: bool = False) -> Container | None:
+        """The container; with `lock`, held against new cards and other changes until commit."""
+        ...
 
     def save(self, container: Container) -> None:
         """Keep the changes of a container loaded by `get` or `ensure`."""
