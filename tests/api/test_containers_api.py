@@ -315,6 +315,12 @@ def test_unknown_containers_and_other_issuers_get_nothing(
     expect_refused(elsewhere.post(box_a, "ship", carrier="dhl"), 404, "CONTAINER_NOT_FOUND")
     assert expect_ok(elsewhere.list())["containers"] == []
 
+    own_list = expect_ok(http.get(f"/banking/v1/issuers/{DEMO}/containers", headers=issuer.headers))
+    assert box_a in {c["groupId"] for c in own_list["containers"]}
+    other_list = http.get(
+        f"/banking/v1/issuers/{OTHER}/containers", headers=IssuerClient(http, OTHER).headers
+    )
+    assert box_a not in {c["groupId"] for c in expect_ok(other_list)["containers"]}
     own = expect_ok(
         http.get(f"/banking/v1/issuers/{DEMO}/containers/{box_a}", headers=issuer.headers)
     )

@@ -151,6 +151,24 @@ def hand_over(
     )
 
 
+@issuer_router.get("", summary="Extension: your containers, most recently changed first")
+def issuer_list(
+    issuer: CurrentIssuer,
+    platform: PlatformDep,
+    status: StatusFilter = None,
+    order_id: OrderIdFilter = None,
+    limit: Limit = 100,
+) -> dict[str, Any]:
+    found = containers.list_containers(
+        issuer_id=issuer.issuer_id,
+        uow=platform.reader(),
+        statuses=tuple(s.value for s in status or ()),
+        order_id=order_id,
+        limit=limit,
+    )
+    return {"containers": found}
+
+
 @issuer_router.get("/{groupId}", summary="Extension: one of your containers and its manifest")
 def issuer_view(
     issuer: CurrentIssuer, group_id: GroupIdPath, platform: PlatformDep
