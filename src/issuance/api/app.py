@@ -15,6 +15,7 @@ from issuance.api.errors import install_error_handlers
 from issuance.api.middleware import RequestContext
 from issuance.api.routes import (
     audit,
+    containers,
     deliveries,
     feed,
     issuer_actions,
@@ -70,6 +71,8 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         feed.router,
         issuer_actions.router,
         operator.router,
+        containers.operator_router,
+        containers.issuer_router,
         audit.router,
         deliveries.router,
         sandbox.router,

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from issuance.cli.config_file import SANDBOX_CONFIG, format_errors, read_config
+from issuance.cli.containers import containers_app
 from issuance.cli.demo import demo
 from issuance.cli.keys import keys_app
 from issuance.cli.notifications import notifications_app
@@ -27,6 +28,7 @@ config_app = typer.Typer(help="Load and show the program configuration.", no_arg
 app.add_typer(config_app, name="config")
 app.add_typer(orders_app, name="orders")
 app.add_typer(stock_app, name="stock")
+app.add_typer(containers_app, name="containers")
 app.add_typer(notifications_app, name="notifications")
 app.command()(demo)
 app.add_typer(keys_app, name="keys")

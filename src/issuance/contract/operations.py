@@ -21,6 +21,20 @@ class ShipmentTracking(_Received):
     tracking_url: str | None = None
 
 
+class ContainerTracking(_Received):
+    """Extension, `details.container`: the BULK container a card travels in (D1 shipment guide:
+    `groupId` is the first-level container, `orderId` the second-level one holding it)."""
+
+    group_id: str
+    order_id: str | None = None
+    status: str | None = Field(
+        default=None, description="OPEN, IN_TRANSIT, UNDELIVERABLE, RETURNED, RECEIVED_AT_BRANCH"
+    )
+    carrier: str | None = None
+    tracking_number: str | None = None
+    handed_to_cardholder_at: str | None = None
+
+
 class OperationDetails(_Received):
     """`details`: `status` is a string, not an enum, so new D1 values never break a reader."""
 
@@ -38,6 +52,9 @@ class OperationDetails(_Received):
     )
     sensitive_data_purged_at: str | None = Field(
         default=None, description="Extension: when its PAN, tracks and CSC were destroyed"
+    )
+    container: ContainerTracking | None = Field(
+        default=None, description="Extension: the BULK container the card travels in"
     )
 
 

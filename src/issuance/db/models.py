@@ -135,6 +135,7 @@ class OrderRow(Base):
         Index("ix_orders_due_date", "due_date", "operation_id"),
         Index("ix_orders_site_status", "production_site", "production_status"),
         Index("ix_orders_start_time", "start_time"),
+        Index("ix_orders_container", "issuer_id", "container_group_id"),  # a container's manifest
     )
 
     operation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -167,6 +168,37 @@ class OrderRow(Base):
     sensitive_key_id: Mapped[str | None] = mapped_column(String(64))  # the wrapping master key
     purgeable_since: Mapped[datetime | None]  # the data stopped being needed (domain/retention)
     sensitive_data_purged_at: Mapped[datetime | None]
+    container_group_id: Mapped[str | None] = mapped_column(String(64))  # BULK: its container
+    container: Mapped[dict[str, Any] | None]  # the card's view of it (domain ContainerRef)
+    updated_at: Mapped[datetime]
+    version: Mapped[int] = mapped_column(Integer)  # optimistic lock: a lost update fails
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (SQLAlchemy reads it once)
+
+
+class ContainerRow(Base):
+    """A BULK first-level container (D1 `shipment.groupId`) and its tracking.
+
+    Its manifest is not stored here: it is the orders whose `container_group_id` names it.
+    """
+
+    __tablename__ = "containers"
+    __table_args__ = (
+        Index("ix_containers_issuer_status", "issuer_id", "status"),
+        Index("ix_containers_issuer_order", "issuer_id", "order_id"),
+    )
+
+    issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.issuer_id"), primary_key=True)
+    group_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str | None] = mapped_column(String(64))  # second-level container
+    status: Mapped[str] = mapped_column(String(24))
+    carrier: Mapped[str | None] = mapped_column(String(64))
+    tracking_number: Mapped[str | None] = mapped_column(String(64))
+    tracking_url: Mapped[str | None] = mapped_column(String(2048))
+    message: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    shipped_at: Mapped[datetime | None]
+    received_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
     version: Mapped[int] = mapped_column(Integer)  # optimistic lock: a lost update fails
 

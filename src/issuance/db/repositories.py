@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from issuance.db.containers import container_ref_document, container_ref_from
 from issuance.db.models import (
     EventRow,
     OrderRow,
@@ -57,6 +58,7 @@ def order_from_row(row: OrderRow) -> Order:
         updated_at=_aware(row.updated_at),
         purgeable_since=_aware(row.purgeable_since),
         sensitive_data_purged_at=_aware(row.sensitive_data_purged_at),
+        container=container_ref_from(row.container),
     )
 
 
@@ -104,6 +106,8 @@ def copy_state(order: Order, row: OrderRow, now: datetime) -> None:
     row.updated_at = order.updated_at or now
     row.purgeable_since = order.purgeable_since
     row.sensitive_data_purged_at = order.sensitive_data_purged_at
+    row.container = container_ref_document(order.container)
+    row.container_group_id = order.container.group_id if order.container else None
     if order.sensitive_data_purged_at is not None:  # the data and its wrapped key are destroyed
         row.sensitive_data = None
         row.sensitive_key_id = None

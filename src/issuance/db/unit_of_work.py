@@ -15,6 +15,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from issuance.db.audit import SqlAuditLog
 from issuance.db.config_repositories import SqlConfigRepository, SqlStockRepository
+from issuance.db.containers import SqlContainerRepository
 from issuance.db.engine import SQLITE_BEGIN
 from issuance.db.feed import current_txid
 from issuance.db.models import CardRow, DeliveryRow, EventRow, OrderRow
@@ -48,6 +49,7 @@ class SqlUnitOfWork:
         self.stock = SqlStockRepository(self.session)
         self.sensitive = SqlSensitiveDataRepository(self.session, self.orders.track)
         self.audit = SqlAuditLog(self.session)
+        self.containers = SqlContainerRepository(self.session, self.orders.track)
         return self
 
     def __exit__(

@@ -16,6 +16,7 @@ class EventKind(StrEnum):
     HELD = "order.held"  # put on hold by the bureau or the issuer
     RELEASED = "order.released"  # the hold was lifted
     SHIPMENT_UPDATED = "order.shipment_updated"  # the carrier reported a new shipment status
+    HANDED_TO_CARDHOLDER = "order.handed_to_cardholder"  # BULK: the branch handed it over
     SLA_STANDING_CHANGED = "order.sla_standing_changed"  # became at risk, or late
     SENSITIVE_DATA_PURGED = "order.sensitive_data_purged"  # after a retention period
 

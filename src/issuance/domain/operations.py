@@ -31,7 +31,8 @@ def operation_object(order: Order, *, sequence: int | None = None) -> dict[str, 
     """The operation in D1's shape; absent optional fields are left out, never null.
 
     `sequence` is our extension (the per-card event counter), like `details.onHold`,
-    `details.slaStanding`, `details.cancellableUntil` and `details.sensitiveDataPurgedAt`:
+    `details.slaStanding`, `details.cancellableUntil`, `details.sensitiveDataPurgedAt` and
+    `details.container` (a BULK card's container and its tracking):
     additive, so a D1 receiver that does not know them ignores them.
     """
     details: dict[str, Any] = {"status": order.production_status.value}
@@ -49,6 +50,7 @@ def operation_object(order: Order, *, sequence: int | None = None) -> dict[str, 
         "sensitiveDataPurgedAt": (
             iso_utc(order.sensitive_data_purged_at) if order.sensitive_data_purged_at else None
         ),
+        "container": _container(order),
     }
     details.update({k: v for k, v in optional_details.items() if v is not None})
     operation: dict[str, Any] = {
@@ -80,6 +82,22 @@ def _shipment(order: Order) -> dict[str, str] | None:
         "status": order.shipment.status.value,
         "message": order.shipment.message,
         "trackingUrl": order.shipment.tracking_url,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _container(order: Order) -> dict[str, str] | None:
+    ref = order.container
+    if ref is None:
+        return None
+    handed = ref.handed_to_cardholder_at
+    fields = {
+        "groupId": ref.group_id,
+        "orderId": ref.order_id,
+        "status": ref.status.value,
+        "carrier": ref.carrier,
+        "trackingNumber": ref.tracking_number,
+        "handedToCardholderAt": iso_utc(handed) if handed else None,
     }
     return {k: v for k, v in fields.items() if v is not None}
 

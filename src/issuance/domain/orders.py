@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from issuance.domain.containers import ContainerRef
 from issuance.domain.errors import IllegalTransition
 from issuance.domain.events import EventKind, OrderEvent
 from issuance.domain.operations import operation_object
@@ -68,6 +69,7 @@ class Order:
     updated_at: datetime | None = None
     purgeable_since: datetime | None = None  # when its sensitive data stopped being needed
     sensitive_data_purged_at: datetime | None = None
+    container: ContainerRef | None = None  # BULK: the first-level container it travels in
     # The retention policy, given by the unit of work that loads the order; without one (a bare
     # domain object) nothing is purged as the order moves.
     retention: Retention | None = field(default=None, compare=False, repr=False)
@@ -90,6 +92,7 @@ class Order:
         production_site: str | None = None,
         priority: str | None = None,
         materials: tuple[str, ...] = (),
+        container: ContainerRef | None = None,
     ) -> Order:
         """A new order at `CARD_PROD_REQUESTED`, with its acceptance recorded."""
         order = cls(
@@ -106,6 +109,7 @@ class Order:
             production_site=production_site,
             priority=priority,
             materials=materials,
+            container=container,
         )
         order._record(EventKind.ACCEPTED, at)
         return order
@@ -221,6 +225,18 @@ class Order:
             )
         self.shipment = replace(self.shipment, status=status, message=message, **changes)
         self._record(EventKind.SHIPMENT_UPDATED, at)
+
+    def hand_to_cardholder(self, *, at: datetime) -> None:
+        """The branch handed this BULK card to its cardholder (once, after receiving it)."""
+        if self.container is None:
+            raise IllegalTransition(
+                f"card {self.card_id} is not in a container",
+                field="cardId",
+                code="NOT_IN_CONTAINER",
+            )
+        shipment = self.shipment.status if self.shipment else None
+        self.container = self.container.handed_over(shipment=shipment, at=at)
+        self._record(EventKind.HANDED_TO_CARDHOLDER, at)
 
     def mark_sla(self, standing: str, *, at: datetime) -> None:
         """Record that the order became at risk of missing its due date, or late."""

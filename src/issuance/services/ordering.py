@@ -16,6 +16,7 @@ from issuance.domain.orders import Order
 from issuance.domain.programs import IssuerConfig, Program
 from issuance.domain.validation import OrderSpec, materials_for, validate_order
 from issuance.services.audit import audit_order
+from issuance.services.containers import join_container
 from issuance.services.unit_of_work import Collision, UnitOfWork
 
 Clock = Callable[[], datetime]
@@ -103,6 +104,7 @@ def stage_order(
     program = issuer.program(product.program_id)
     centre = uow.config.centre(program.personalization_centre_id)
     received_at = clock()
+    container = join_container(uow, cmd.issuer_id, cmd.request.get("shipment"), at=received_at)
     due, cancellable_until = _deadlines(cmd, program, centre, received_at)
     order = Order.accept(
         operation_id=new_id(),
@@ -118,6 +120,7 @@ def stage_order(
         cancellable_until=cancellable_until,
         priority=cmd.spec.priority,
         materials=materials_for(cmd.spec, issuer),
+        container=container,
     )
     uow.orders.add(order, request=cmd.request, fingerprint=cmd.fingerprint, sealed=cmd.sealed)
     audit_order(uow, actor, AuditAction.ORDER_PLACED, order, at=received_at)

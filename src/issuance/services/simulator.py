@@ -23,10 +23,11 @@ from enum import StrEnum
 from typing import Protocol
 
 from issuance.domain.audit import SIMULATOR
+from issuance.domain.containers import ContainerStatus
 from issuance.domain.errors import DomainError
 from issuance.domain.orders import Order
 from issuance.domain.statuses import Hold, ProductionStatus, ShipmentStatus
-from issuance.services import workflow
+from issuance.services import containers, workflow
 from issuance.services.unit_of_work import UnitOfWork
 from issuance.services.workflow import Action
 
@@ -98,6 +99,8 @@ def next_step(order: Order, scenario: Scenario, stage: int) -> Step | None:  # n
         return Step(Action.RESUME, 2, "stock replenished (simulated)")
     if order.hold is not Hold.NONE:
         return None
+    if order.container is not None and (status is _S.CARD_PROD_DONE or shipment is not None):
+        return None  # a BULK card moves with its container (services/containers.simulate)
     if status in _HAPPY:
         return Step(_HAPPY[status], stage)
     if scenario is Scenario.RETURNED and shipment is ShipmentStatus.IN_TRANSIT and stage == 0:
@@ -149,7 +152,40 @@ class Simulator:
                 uow=self.uow(), clock=self.clock, prepared_before=now - self.step, actor=SIMULATOR
             ).values()
         )
+        moved += self._move_containers(now)
         workflow.review_sla(uow=self.uow(), clock=self.clock)
+        return moved
+
+    def _move_containers(self, now: datetime) -> int:
+        """BULK containers: an OPEN one ships once all its cards are personalized (until then
+        the refusal is expected and it waits); one IN_TRANSIT for a step is received at its
+        branch. Handing the cards over stays the branch's (operator's) action."""
+        moved = 0
+        with self.uow() as uow:
+            due = uow.containers.unchanged_since(
+                (ContainerStatus.OPEN.value, ContainerStatus.IN_TRANSIT.value),
+                before=now - self.step,
+                limit=self.batch_size,
+            )
+        for container in due:
+            keys = {"issuer_id": container.issuer_id, "group_id": container.group_id}
+            try:
+                if container.status is ContainerStatus.OPEN:
+                    tracking = "SIM" + "".join(c for c in container.group_id.upper() if c.isalnum())
+                    containers.ship(
+                        **keys,
+                        carrier=None,
+                        tracking_number=tracking[:32],
+                        tracking_url=None,
+                        uow=self.uow(),
+                        clock=self.clock,
+                        actor=SIMULATOR,
+                    )
+                else:
+                    containers.receive(**keys, uow=self.uow(), clock=self.clock, actor=SIMULATOR)
+            except DomainError:
+                continue  # not ready yet, or changed meanwhile: next round
+            moved += 1
         return moved
 
     def _due(self, now: datetime) -> list[Order]:

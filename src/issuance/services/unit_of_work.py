@@ -15,6 +15,7 @@ from typing import Any, Protocol, Self
 from issuance.domain.audit import AuditEntry
 from issuance.domain.centres import PersonalizationCentre
 from issuance.domain.configuration import PlatformConfig
+from issuance.domain.containers import Container
 from issuance.domain.orders import Order
 from issuance.domain.programs import IssuerConfig
 
@@ -65,6 +66,46 @@ class OrderRepository(Protocol):
         limit: int = 100,
     ) -> list[Order]:
         """Orders, most recently changed first."""
+        ...
+
+
+class ContainerRepository(Protocol):
+    """BULK first-level containers; their cards are orders, tracked like any other."""
+
+    def ensure(
+        self, issuer_id: str, group_id: str, *, order_id: str | None, at: datetime
+    ) -> Container:
+        """The container, created OPEN if new (concurrent creations make one); no shipment of
+        it can commit before this unit of work does."""
+        ...
+
+    def get(self, issuer_id: str, group_id: str, *, lock: bool = False) -> Container | None:
+        """The container; with `lock`, held against new cards and other changes until commit."""
+        ...
+
+    def save(self, container: Container) -> None:
+        """Keep the changes of a container loaded by `get` or `ensure`."""
+        ...
+
+    def search(
+        self,
+        issuer_id: str,
+        *,
+        statuses: tuple[str, ...] = (),
+        order_id: str | None = None,
+        limit: int = 100,
+    ) -> list[tuple[Container, int]]:
+        """Containers, most recently changed first, each with its number of orders."""
+        ...
+
+    def members(self, issuer_id: str, group_id: str) -> list[Order]:
+        """Every order placed into the container: its manifest."""
+        ...
+
+    def unchanged_since(
+        self, statuses: tuple[str, ...], *, before: datetime, limit: int
+    ) -> list[Container]:
+        """Containers of every issuer in these statuses, not changed since `before`."""
         ...
 
 
@@ -161,6 +202,9 @@ class UnitOfWork(Protocol):
 
     @property
     def audit(self) -> AuditLog: ...
+
+    @property
+    def containers(self) -> ContainerRepository: ...
 
     def __enter__(self) -> Self: ...
 

@@ -83,6 +83,8 @@ def perform(
     with uow:
         order = _card_order(uow, issuer_id, card_id)
         now = clock()
+        if action in _CONTAINER_MOVES:
+            _refuse_in_container(order)
         if action is Action.START:
             _start(order, uow, now)
         elif action is Action.SHIP:
@@ -118,6 +120,20 @@ _SHIPMENT_STEPS = {
     Action.UNDELIVERABLE: ShipmentStatus.UNDELIVERABLE,
     Action.RETURN: ShipmentStatus.RETURNED,
 }
+
+
+_CONTAINER_MOVES = frozenset({Action.SHIP, *_SHIPMENT_STEPS})
+"""Moves a BULK card makes only with its container (services/containers.py), never alone."""
+
+
+def _refuse_in_container(order: Order) -> None:
+    if order.container is not None:
+        raise Conflict(
+            f"card {order.card_id} travels in container {order.container.group_id}: "
+            "ship and track the container instead",
+            field="cardId",
+            code="CARD_IN_CONTAINER",
+        )
 
 
 _ONLY_FROM = {Action.QUEUE: _S.DATA_PREPARED, Action.RESUME: _S.CARD_PROD_EXCEPTION}
@@ -173,14 +189,15 @@ def _ship(
     tracking_number: str | None,
     tracking_url: str | None,
 ) -> None:
-    carrier = carrier or _configured_carrier(order, uow)
+    carrier = carrier or configured_carrier(order, uow)
     if carrier is None:
         raise InvalidRequest("name the carrier: the order has no shipping method", field="carrier")
     shipment = Shipment(carrier=carrier, tracking_number=tracking_number, tracking_url=tracking_url)
     order.move_to(_S.CARD_SHIPPED, at=now, shipment=shipment)
 
 
-def _configured_carrier(order: Order, uow: UnitOfWork) -> str | None:
+def configured_carrier(order: Order, uow: UnitOfWork) -> str | None:
+    """The carrier of the order's shipping method (`services.delivery`), if configured."""
     issuer = uow.config.issuer(order.issuer_id)
     method_id = uow.orders.request_of(order.operation_id).get("services", {}).get("delivery")
     method = (
@@ -216,6 +233,7 @@ def decide_return(
             uow, actor, AuditAction.RETURN_DECIDED, order, at=clock(), detail=f"decision={decision}"
         )
         if decision is ReturnDecision.RESHIP:
+            _refuse_in_container(order)  # a returned container is re-shipped whole
             changes = {"tracking_number": tracking_number} if tracking_number else {}
             order.update_shipment(
                 ShipmentStatus.IN_TRANSIT, at=clock(), message=note or "re-shipped", **changes
