@@ -48,7 +48,8 @@ def test_prepared_orders_are_batched_once_their_cut_off_has_passed(
     for card_id in cards:
         operation = issuer.status(card_id).json()["operations"][0]
         assert operation["details"]["status"] == "CARD_PROD_READY"
-        assert operation["inputFileName"] == name
+        assert operation["details"]["productionBatch"] == name
+        assert "inputFileName" not in operation  # ordered by API: no issuer file
         assert (
             operation["details"]["cancellableUntil"] == cut_off
         )  # still cancellable until it starts

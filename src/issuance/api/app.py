@@ -15,6 +15,7 @@ from issuance.api.errors import install_error_handlers
 from issuance.api.middleware import RequestContext
 from issuance.api.routes import (
     audit,
+    batches,
     deliveries,
     feed,
     issuer_actions,
@@ -70,6 +71,7 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         feed.router,
         issuer_actions.router,
         operator.router,
+        batches.router,
         audit.router,
         deliveries.router,
         sandbox.router,

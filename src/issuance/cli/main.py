@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 from rich.console import Console
 
+from issuance.cli.batches import batches_app
 from issuance.cli.config_file import SANDBOX_CONFIG, format_errors, read_config
 from issuance.cli.demo import demo
 from issuance.cli.keys import keys_app
@@ -27,6 +28,7 @@ config_app = typer.Typer(help="Load and show the program configuration.", no_arg
 app.add_typer(config_app, name="config")
 app.add_typer(orders_app, name="orders")
 app.add_typer(stock_app, name="stock")
+app.add_typer(batches_app, name="batches")
 app.add_typer(notifications_app, name="notifications")
 app.command()(demo)
 app.add_typer(keys_app, name="keys")

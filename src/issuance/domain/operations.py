@@ -31,7 +31,8 @@ def operation_object(order: Order, *, sequence: int | None = None) -> dict[str, 
     """The operation in D1's shape; absent optional fields are left out, never null.
 
     `sequence` is our extension (the per-card event counter), like `details.onHold`,
-    `details.slaStanding`, `details.cancellableUntil` and `details.sensitiveDataPurgedAt`:
+    `details.slaStanding`, `details.cancellableUntil`, `details.productionBatch` and
+    `details.sensitiveDataPurgedAt`:
     additive, so a D1 receiver that does not know them ignores them.
     """
     details: dict[str, Any] = {"status": order.production_status.value}
@@ -46,6 +47,7 @@ def operation_object(order: Order, *, sequence: int | None = None) -> dict[str, 
         "onHold": order.hold.value if order.hold.value != "NONE" else None,
         "slaStanding": order.sla_standing,
         "cancellableUntil": _cancellable_until(order),
+        "productionBatch": order.production_batch,
         "sensitiveDataPurgedAt": (
             iso_utc(order.sensitive_data_purged_at) if order.sensitive_data_purged_at else None
         ),

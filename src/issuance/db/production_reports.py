@@ -1,0 +1,38 @@
+"""The ledger of production-report lines applied: a line seen before is not applied again."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from issuance.db.models import BureauEventRow
+
+
+class SqlBureauEventLedger:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def applied(self, operation_id: str, event: str, occurred_at: datetime) -> bool:
+        found = self.session.scalar(
+            select(BureauEventRow.bureau_event_id).where(
+                BureauEventRow.operation_id == operation_id,
+                BureauEventRow.event == event,
+                BureauEventRow.occurred_at == occurred_at.astimezone(UTC),
+            )
+        )
+        return found is not None
+
+    def record(
+        self, operation_id: str, event: str, occurred_at: datetime, *, at: datetime, report: str
+    ) -> None:
+        self.session.add(
+            BureauEventRow(
+                operation_id=operation_id,
+                event=event,
+                occurred_at=occurred_at.astimezone(UTC),
+                recorded_at=at,
+                report=report[:255],
+            )
+        )
