@@ -28,7 +28,7 @@ from issuance.domain.operations import iso_utc
 from issuance.domain.orders import Order
 from issuance.domain.statuses import ProductionStatus
 from issuance.security.centre_keys import ALGORITHM, ENCRYPTION, encrypt_for_centre
-from issuance.security.envelope import MasterKeys, open_envelope
+from issuance.security.envelope import MasterKeys, UnreadableSealedData, open_envelope
 from issuance.services.audit import audit_order
 from issuance.services.intake import sealing_context
 from issuance.services.unit_of_work import SealedOrder, UnitOfWork
@@ -171,9 +171,17 @@ def _decrypt_batch(
                 code="SENSITIVE_DATA_PURGED",
             )
         context = sealing_context(order.issuer_id, order.card_id)
-        plaintext = open_envelope(
-            item.sealed, masters=masters, context=context, legacy_key_id=item.key_id
-        )
+        try:
+            plaintext = open_envelope(
+                item.sealed, masters=masters, context=context, legacy_key_id=item.key_id
+            )
+        except UnreadableSealedData:
+            raise Conflict(
+                f"the card data of card {order.card_id} does not open with the master keys "
+                "held (a retired key?)",
+                field="cardId",
+                code="SENSITIVE_DATA_UNREADABLE",
+            ) from None
         audit_order(
             uow,
             actor,

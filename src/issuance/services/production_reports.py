@@ -130,10 +130,18 @@ class ReportImporter:
         try:
             results = self._in_one_transaction(pending)
         except Collision:
-            results = [self._in_one_transaction([record])[0] for record in pending]
+            results = [self._alone(record) for record in pending]
         for result in results:
             summary.count(result)
         on_batch(results)
+
+    def _alone(self, record: Record) -> LineResult:
+        """The line in a transaction of its own; a second collision refuses it, to retry."""
+        try:
+            return self._in_one_transaction([record])[0]
+        except Collision:
+            problem = Problem("CONCURRENT_UPDATE", None, "the order changed meanwhile; retry")
+            return _refused(record.line, None, [problem])
 
     def _in_one_transaction(self, records: list[Record]) -> list[LineResult]:
         with self.uow() as uow:
