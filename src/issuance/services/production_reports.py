@@ -13,9 +13,11 @@ illegal step (DONE for a card never started) is REFUSED with its code, the rest 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import ValidationError
@@ -145,11 +147,12 @@ class ReportImporter:
 
     def _in_one_transaction(self, records: list[Record]) -> list[LineResult]:
         with self.uow() as uow:
-            results = [self._line(record, uow) for record in records]
+            now = self.clock()  # one moment per transaction: its changes commit together
+            results = [self._line(record, uow, now) for record in records]
             uow.commit()
         return results
 
-    def _line(self, record: Record, uow: UnitOfWork) -> LineResult:
+    def _line(self, record: Record, uow: UnitOfWork, now: datetime) -> LineResult:
         body = record.body if isinstance(record.body, dict) else {}
         shown = body.get("cardId") if isinstance(body.get("cardId"), str) else None
         if record.problem is not None:
@@ -163,12 +166,13 @@ class ReportImporter:
         except DomainError as error:
             return _refused(record.line, shown, list(error.all_problems))
         try:
-            return self._apply(record.line, line, order, uow)
+            return self._apply(record.line, line, order, uow, now)
         except DomainError as error:
             return _refused(record.line, order.card_id, list(error.all_problems), order)
 
-    def _apply(self, number: int, line: ReportLine, order: Order, uow: UnitOfWork) -> LineResult:
-        now = self.clock()
+    def _apply(
+        self, number: int, line: ReportLine, order: Order, uow: UnitOfWork, now: datetime
+    ) -> LineResult:
         if line.at > now:
             raise InvalidRequest("is in the future", field="at", code="FIELD_INVALID_VALUE")
         done = LineResult(number, order.card_id, Result.APPLIED, order.operation_id)
@@ -185,12 +189,17 @@ class ReportImporter:
             tracking_number=line.tracking_number,
             tracking_url=line.tracking_url,
             actor=self.actor,
-            audit_detail=f"report={self.report_name[:200]};line={number}",
+            audit_detail=f"report={_safe(self.report_name)};line={number}",
         )
         uow.bureau_events.record(
-            order.operation_id, line.event.value, line.at, at=now, report=self.report_name
+            order.operation_id, line.event.value, line.at, at=now, report=_safe(self.report_name)
         )
         return done
+
+
+def _safe(name: str) -> str:
+    """The report's file name as the audit trail may hold it: no free text, 200 characters."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:200]
 
 
 def _order_of(line: ReportLine, uow: UnitOfWork) -> Order:

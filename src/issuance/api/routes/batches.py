@@ -75,7 +75,9 @@ async def production_report(
     operator: CurrentOperator,
     platform: PlatformDep,
     request: Request,
-    name: Annotated[str, Query(max_length=255, description="The report's file name")] = "upload",
+    name: Annotated[
+        str, Query(pattern=r"^[A-Za-z0-9_.-]{1,200}$", description="The report's file name")
+    ] = "upload",
 ) -> dict[str, Any]:
     """`Content-Type: text/csv` or `application/jsonl`; one result per line, in order."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
