@@ -134,9 +134,14 @@ def _prepare_sandbox(settings: Settings) -> None:
     upgrade(settings.database_url)
     platform = Platform.build(settings)
     try:
-        load_config(read_config(SANDBOX_CONFIG), uow=platform.uow())
+        config = read_config(SANDBOX_CONFIG)
+        load_config(config, uow=platform.uow())
     finally:
         platform.close()
+    from issuance.security.centre_keys import centre_public_key
+
+    for centre in config.personalization_centres:  # the machines' keys, beside the platform's
+        centre_public_key(centre, keys_dir=settings.keys_dir, generate=True)
 
 
 @app.command()
