@@ -155,7 +155,7 @@ def test_master_rotation_rewraps_orders_in_flight_without_downtime(
     cards = {_place(issuer, encrypt(card_data(), issuer.jwks)): None for _ in range(3)}
     first = next(iter(cards))
     expect_ok(operator.act(first, "prepare"))
-    batch = expect_ok(operator.act(first, "queue"))["inputFileName"]
+    batch = expect_ok(operator.act(first, "queue"))["details"]["productionBatch"]
     before = _export(server, batch)[first]
     assert before is not None
 
@@ -185,7 +185,7 @@ def test_master_rotation_rewraps_orders_in_flight_without_downtime(
     assert _export(server, batch)[first] == before  # still readable, under the new key only
     for card_id in (straggler, after, *list(cards)[1:]):
         expect_ok(operator.act(card_id, "prepare"))
-        name = expect_ok(operator.act(card_id, "queue"))["inputFileName"]
+        name = expect_ok(operator.act(card_id, "queue"))["details"]["productionBatch"]
         assert _export(server, name)[card_id] is not None
     with server.platform.engine.connect() as connection:
         actions = set(

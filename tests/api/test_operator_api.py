@@ -269,7 +269,7 @@ def test_batches_group_prepared_orders_by_centre_product_and_priority(
 
     batches = expect_ok(operator.run_batches())["batches"]
 
-    names = {b["inputFileName"]: sorted(b["cardIds"]) for b in batches}
+    names = {b["productionBatch"]: sorted(b["cardIds"]) for b in batches}
     stamp = _centre_stamp(clock)
     assert {re.sub(r"_\d{8}-\d{4}\.json$", "", name) for name in names} == {
         "PC-PARIS_DEMO-DEBIT_STANDARD",
@@ -287,13 +287,14 @@ def test_batches_group_prepared_orders_by_centre_product_and_priority(
         for card_id in cards:
             operation = issuer.operation(card_id)
             assert operation["details"]["status"] == "CARD_PROD_READY"
-            assert operation["inputFileName"] == operation["details"]["inputFileName"] == name
+            assert operation["details"]["productionBatch"] == name
+            assert "inputFileName" not in operation
             assert [t for _, t, _ in journal_of(server.platform.engine, card_id)][
                 -1
             ] == "order.status_changed"
     assert issuer.operation(not_prepared)["details"]["status"] == "CARD_PROD_REQUESTED"
     assert issuer.operation(held)["details"]["status"] == "DATA_PREPARED"
-    assert "inputFileName" not in issuer.operation(held)
+    assert "productionBatch" not in issuer.operation(held)["details"]
 
     assert expect_ok(operator.run_batches()) == {"batches": []}  # nothing left to batch
 

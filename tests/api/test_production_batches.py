@@ -7,11 +7,15 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy import select
 
+from issuance.api.errors import schema_problems
 from issuance.db.models import EventRow
+from issuance.domain.audit import PLATFORM
 from issuance.services import workflow
+from issuance.services.importing import Importer, LineReport
+from issuance.services.order_files import Record
 from issuance.services.workflow import Action
 from tests.conftest import Server
-from tests.factories import IssuerClient, new_card_id, order_body
+from tests.factories import DEMO, IssuerClient, new_card_id, order_body
 
 DAY = 86_400  # seconds
 
@@ -48,7 +52,8 @@ def test_prepared_orders_are_batched_once_their_cut_off_has_passed(
     for card_id in cards:
         operation = issuer.status(card_id).json()["operations"][0]
         assert operation["details"]["status"] == "CARD_PROD_READY"
-        assert operation["inputFileName"] == name
+        assert operation["details"]["productionBatch"] == name
+        assert "inputFileName" not in operation  # ordered by API: no issuer file
         assert (
             operation["details"]["cancellableUntil"] == cut_off
         )  # still cancellable until it starts
@@ -97,3 +102,34 @@ def test_sla_flags_at_risk_then_late_with_one_event_each(
         "order.sla_standing_changed",
         "order.sla_standing_changed",
     ]
+
+
+def test_the_batch_name_does_not_overwrite_the_issuers_file_name(
+    http: httpx.Client, server: Server
+) -> None:
+    """`inputFileName` stays the issuer's order file; the batch is `details.productionBatch`."""
+    issuer, platform = IssuerClient(http), server.platform
+    card_id = new_card_id()
+    importer = Importer(
+        issuer_id=DEMO,
+        file_name="portfolio-2026-12.jsonl",
+        uow=platform.uow,
+        keys=platform.intake_keys,
+        clock=platform.clock,
+        new_id=platform.new_id,
+        actor=PLATFORM,
+        schema_problems=lambda error: schema_problems(list(error.errors())),
+    )
+    reports: list[LineReport] = []
+    importer.run([Record(1, {"cardId": card_id, **order_body(issuer.encrypt())})], reports.extend)
+    assert [r.result.value for r in reports] == ["ACCEPTED"]
+    workflow.perform(
+        Action.PREPARE, issuer_id=DEMO, card_id=card_id, uow=platform.uow(), clock=platform.clock
+    )
+
+    [(name, _cards)] = workflow.batch_production(uow=platform.uow(), clock=platform.clock).items()
+
+    operation = issuer.status(card_id).json()["operations"][0]
+    assert operation["inputFileName"] == "portfolio-2026-12.jsonl"
+    assert operation["details"]["inputFileName"] == "portfolio-2026-12.jsonl"
+    assert operation["details"]["productionBatch"] == name

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from issuance.db.models import AuditRow, OrderRow
 from issuance.db.unit_of_work import unit_of_work_factory
 from issuance.domain.audit import Actor, ActorKind
+from issuance.domain.errors import Conflict
 from issuance.domain.retention import Retention
 from issuance.security.envelope import is_envelope, open_envelope, wrapping_key_id
 from issuance.security.field_encryption import encrypt_fields
@@ -91,7 +92,7 @@ def _audit_actions(server: Server, card_id: str) -> list[str]:
         )
 
 
-def _export(server: Server, batch: str) -> dict[str, dict[str, Any] | None]:
+def _export(server: Server, batch: str) -> dict[str, dict[str, Any]]:
     platform = server.platform
     records = export_batch_personalization(
         batch,
@@ -122,7 +123,7 @@ def test_encrypted_by_the_client_stored_sealed_exported_once_then_purged(
     assert sealed == card  # what the platform decrypted is what the client encrypted
 
     expect_ok(operator.act(card_id, "prepare"))
-    batch = expect_ok(operator.act(card_id, "queue"))["inputFileName"]
+    batch = expect_ok(operator.act(card_id, "queue"))["details"]["productionBatch"]
     exported = _export(server, batch)  # the one place the data is ever decrypted
     assert exported[card_id] == card
 
@@ -137,7 +138,9 @@ def test_encrypted_by_the_client_stored_sealed_exported_once_then_purged(
     assert done_event.payload["details"]["sensitiveDataPurgedAt"] == purged_at
     row = _row(server, card_id)
     assert (row.sensitive_data, row.sensitive_key_id) == (None, None)
-    assert _export(server, batch)[card_id] is None  # listed, without data
+    with pytest.raises(Conflict) as refused:  # a file without the card's data: refused
+        _export(server, batch)
+    assert refused.value.code == "SENSITIVE_DATA_PURGED"
     expect_ok(operator.act(card_id, "ship"))
     assert issuer.operation(card_id)["details"]["sensitiveDataPurgedAt"] == purged_at
     assert _audit_actions(server, card_id) == [

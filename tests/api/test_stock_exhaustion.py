@@ -103,7 +103,8 @@ def test_the_card_that_finds_no_stock_waits_and_resumes_on_replenish(
     assert resumed["details"]["status"] == "CARD_PROD_READY"
     assert "errorCode" not in resumed
     assert "error" not in resumed
-    assert resumed["inputFileName"] == stopped["inputFileName"]  # still in its batch
+    batch = stopped["details"]["productionBatch"]
+    assert resumed["details"]["productionBatch"] == batch  # still in its batch
 
     expect_ok(operator.act(second, "start"))
     assert operator.stock()[SCARCE] == 4

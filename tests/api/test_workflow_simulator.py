@@ -218,19 +218,21 @@ def test_each_scenario_follows_its_path_one_event_per_step(walk: Walk, name: str
 
 
 def _check_batch_file(walk: Walk, *, went_to_production: bool) -> None:
-    """`inputFileName` appears at CARD_PROD_READY, named after the centre-local batch time."""
-    names = {e.payload.get("inputFileName") for e in walk.seen}
+    """`details.productionBatch` appears at CARD_PROD_READY, named after the centre-local batch
+    time; `inputFileName` (the issuer's order file) is left alone."""
+    names = {e.payload["details"].get("productionBatch") for e in walk.seen}
     if not went_to_production:
         assert names == {None}
         return
     batched = next(e for e in walk.seen if e.status == "CARD_PROD_READY")
-    name = batched.payload["inputFileName"]
+    name = batched.payload["details"]["productionBatch"]
     assert BATCH_FILE.match(name), name
     assert name.endswith(f"_{batched.occurred_at.astimezone(PARIS):%Y%m%d-%H%M}.json")
     for event in walk.seen:
         before_batch = event.sequence < batched.sequence
-        assert event.payload.get("inputFileName") == (None if before_batch else name)
-        assert event.payload["details"].get("inputFileName") == (None if before_batch else name)
+        assert event.payload["details"].get("productionBatch") == (None if before_batch else name)
+        assert "inputFileName" not in event.payload  # ordered by API, not from a file
+        assert "inputFileName" not in event.payload["details"]
 
 
 def test_a_magic_consumer_id_picks_the_scenario(walk: Walk) -> None:

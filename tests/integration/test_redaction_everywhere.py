@@ -207,7 +207,7 @@ def _drive(server: Server, http: httpx.Client, receiver: Receiver, cards: list[C
     for action in ("prepare", "queue"):
         answer = operator.act(full, action)
     records = export_batch_personalization(
-        answer.json()["inputFileName"],
+        answer.json()["details"]["productionBatch"],
         uow=platform.uow(),
         masters=platform.keys.master_keys,
         clock=platform.clock,

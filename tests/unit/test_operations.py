@@ -254,3 +254,20 @@ def test_a_shipment_carries_the_carrier_message_under_d1_names() -> None:
         "status": "RETURNED",
         "message": "addressee unknown",
     }
+
+
+def test_the_production_batch_is_an_extension_beside_the_issuers_file_name() -> None:
+    order = Order.accept(
+        operation_id="op-1",
+        issuer_id="DEMOBANK01",
+        card_id="card-1",
+        at=at(9),
+        input_file_name="portfolio.jsonl",
+    )
+    order.production_batch = "PC-PARIS_DEMO-DEBIT_STANDARD_20250117-1500.json"
+
+    operation = operation_object(order)
+
+    assert operation["inputFileName"] == operation["details"]["inputFileName"] == "portfolio.jsonl"
+    assert operation["details"]["productionBatch"] == order.production_batch
+    assert "productionBatch" not in operation  # only in details, where D1 keeps production data

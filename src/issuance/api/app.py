@@ -15,6 +15,7 @@ from issuance.api.errors import install_error_handlers
 from issuance.api.middleware import RequestContext
 from issuance.api.routes import (
     audit,
+    batches,
     containers,
     deliveries,
     feed,
@@ -73,6 +74,7 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         operator.router,
         containers.operator_router,
         containers.issuer_router,
+        batches.router,
         audit.router,
         deliveries.router,
         sandbox.router,

@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 from rich.console import Console
 
+from issuance.cli.batches import batches_app
 from issuance.cli.config_file import SANDBOX_CONFIG, format_errors, read_config
 from issuance.cli.containers import containers_app
 from issuance.cli.demo import demo
@@ -29,6 +30,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(orders_app, name="orders")
 app.add_typer(stock_app, name="stock")
 app.add_typer(containers_app, name="containers")
+app.add_typer(batches_app, name="batches")
 app.add_typer(notifications_app, name="notifications")
 app.command()(demo)
 app.add_typer(keys_app, name="keys")
@@ -134,9 +136,14 @@ def _prepare_sandbox(settings: Settings) -> None:
     upgrade(settings.database_url)
     platform = Platform.build(settings)
     try:
-        load_config(read_config(SANDBOX_CONFIG), uow=platform.uow())
+        config = read_config(SANDBOX_CONFIG)
+        load_config(config, uow=platform.uow())
     finally:
         platform.close()
+    from issuance.security.centre_keys import centre_public_key
+
+    for centre in config.personalization_centres:  # the machines' keys, beside the platform's
+        centre_public_key(centre, keys_dir=settings.keys_dir, generate=True)
 
 
 @app.command()

@@ -69,7 +69,7 @@ def list_orders(
             details.get("dueDate", ""),
             details.get("onHold", ""),
             details.get("shipment", {}).get("status", ""),
-            details.get("inputFileName", ""),
+            details.get("productionBatch", ""),
         )
     out.print(table if orders else "[yellow]no order matches[/yellow]")
 

@@ -50,6 +50,9 @@ class OperationDetails(_Received):
     cancellable_until: str | None = Field(
         default=None, description="Extension: the order can be cancelled until then"
     )
+    production_batch: str | None = Field(
+        default=None, description="Extension: the production batch file the card is made from"
+    )
     sensitive_data_purged_at: str | None = Field(
         default=None, description="Extension: when its PAN, tracks and CSC were destroyed"
     )

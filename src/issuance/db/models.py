@@ -136,6 +136,7 @@ class OrderRow(Base):
         Index("ix_orders_site_status", "production_site", "production_status"),
         Index("ix_orders_start_time", "start_time"),
         Index("ix_orders_container", "issuer_id", "container_group_id"),  # a container's manifest
+        Index("ix_orders_production_batch", "production_batch", "card_id"),
     )
 
     operation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -146,7 +147,8 @@ class OrderRow(Base):
     request_fingerprint: Mapped[str] = mapped_column(String(64))
     consumer_id: Mapped[str | None] = mapped_column(String(64))
     card_product_id: Mapped[str | None] = mapped_column(String(64))
-    input_file_name: Mapped[str | None] = mapped_column(String(255))
+    input_file_name: Mapped[str | None] = mapped_column(String(255))  # the issuer's order file
+    production_batch: Mapped[str | None] = mapped_column(String(255))  # the machines' batch file
     status: Mapped[str] = mapped_column(String(32))
     production_status: Mapped[str] = mapped_column(String(32), index=True)
     start_time: Mapped[datetime]
@@ -355,3 +357,21 @@ class AuditRow(Base):
     card_id: Mapped[str | None] = mapped_column(String(48))
     operation_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(String(255))
+
+
+class BureauEventRow(Base):
+    """A production-report line applied to an order: what makes re-importing a report a no-op.
+
+    One row per (operation, event, time the bureau says it happened); a line whose key is here
+    was applied before and comes back ALREADY_APPLIED (services/production_reports.py).
+    """
+
+    __tablename__ = "bureau_events"
+    __table_args__ = (UniqueConstraint("operation_id", "event", "occurred_at"),)
+
+    bureau_event_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    operation_id: Mapped[str] = mapped_column(ForeignKey("orders.operation_id"))
+    event: Mapped[str] = mapped_column(String(16))
+    occurred_at: Mapped[datetime]
+    recorded_at: Mapped[datetime]
+    report: Mapped[str | None] = mapped_column(String(255))  # the report's file name

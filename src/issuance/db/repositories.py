@@ -43,6 +43,7 @@ def order_from_row(row: OrderRow) -> Order:
         consumer_id=row.consumer_id,
         card_product_id=row.card_product_id,
         input_file_name=row.input_file_name,
+        production_batch=row.production_batch,
         end_time=_aware(row.end_time),
         due_date=_aware(row.due_date),
         cancellable_until=_aware(row.cancellable_until),
@@ -99,6 +100,7 @@ def copy_state(order: Order, row: OrderRow, now: datetime) -> None:
     row.shipment = _shipment_document(order.shipment)
     row.shipment_status = order.shipment.status.value if order.shipment else None
     row.input_file_name = order.input_file_name
+    row.production_batch = order.production_batch
     row.production_site = order.production_site
     row.error_code = order.error_code
     row.error = order.error
@@ -173,6 +175,13 @@ class SqlOrderRepository:
                 OrderRow.issuer_id == issuer_id, OrderRow.active_card_id == card_id
             )
         )
+        return None if row is None else self.track(row)
+
+    def by_operation_id(self, operation_id: str) -> Order | None:
+        known = self.seen.get(operation_id)
+        if known is not None:
+            return known[0]
+        row = self.session.get(OrderRow, operation_id)
         return None if row is None else self.track(row)
 
     def request_of(self, operation_id: str) -> dict[str, Any]:

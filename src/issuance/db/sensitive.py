@@ -38,11 +38,9 @@ class SqlSensitiveDataRepository:
         )
         return [self._track(row) for row in rows]
 
-    def sealed_in_batch(self, input_file_name: str) -> list[SealedOrder]:
+    def sealed_in_batch(self, batch: str) -> list[SealedOrder]:
         rows = self.session.scalars(
-            select(OrderRow)
-            .where(OrderRow.input_file_name == input_file_name)
-            .order_by(OrderRow.card_id)
+            select(OrderRow).where(OrderRow.production_batch == batch).order_by(OrderRow.card_id)
         )
         return [
             SealedOrder(self._track(row), row.sensitive_data, row.sensitive_key_id) for row in rows

@@ -20,6 +20,7 @@ from issuance.db.engine import SQLITE_BEGIN
 from issuance.db.feed import current_txid
 from issuance.db.models import CardRow, DeliveryRow, EventRow, OrderRow
 from issuance.db.outbox import DeliveryStatus
+from issuance.db.production_reports import SqlBureauEventLedger
 from issuance.db.repositories import SqlOrderRepository, copy_state
 from issuance.db.sensitive import SqlSensitiveDataRepository
 from issuance.domain.audit import PLATFORM, AuditAction, AuditEntry
@@ -50,6 +51,7 @@ class SqlUnitOfWork:
         self.sensitive = SqlSensitiveDataRepository(self.session, self.orders.track)
         self.audit = SqlAuditLog(self.session)
         self.containers = SqlContainerRepository(self.session, self.orders.track)
+        self.bureau_events = SqlBureauEventLedger(self.session)
         return self
 
     def __exit__(

@@ -41,6 +41,10 @@ class PersonalizationCentre(ConfigModel):
     holiday_country: CountryCode | None = None  # public holidays from the `holidays` package
     holiday_subdivision: str | None = None
     closed_dates: tuple[date, ...] = ()  # extra ISO dates the centre is closed
+    # The public key production batch files are encrypted for (docs/production-files.md): an EC
+    # P-256 public JWK, or the path of a file holding one. Without it, the key file
+    # `centres/<centreId>.public.json` of the keys directory is used (the sandbox makes one).
+    file_encryption_key: dict[str, str] | str | None = None
 
     @model_validator(mode="after")
     def _calendar_is_coherent(self) -> PersonalizationCentre:
@@ -58,6 +62,18 @@ class PersonalizationCentre(ConfigModel):
         elif self.holiday_subdivision is not None:
             raise ValueError("holidaySubdivision needs a holidayCountry")
         return self
+
+    @field_validator("file_encryption_key")
+    @classmethod
+    def _public_p256(cls, value: dict[str, str] | str | None) -> dict[str, str] | str | None:
+        if isinstance(value, dict):
+            if value.get("kty") != "EC" or value.get("crv") != "P-256":
+                raise ValueError("must be an EC P-256 JWK (kty EC, crv P-256)")
+            if "d" in value:
+                raise ValueError("must be the centre's public key: remove the private part `d`")
+            if not value.get("x") or not value.get("y"):
+                raise ValueError("the JWK needs its x and y coordinates")
+        return value
 
     @field_validator("time_zone")
     @classmethod

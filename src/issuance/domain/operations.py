@@ -31,8 +31,9 @@ def operation_object(order: Order, *, sequence: int | None = None) -> dict[str, 
     """The operation in D1's shape; absent optional fields are left out, never null.
 
     `sequence` is our extension (the per-card event counter), like `details.onHold`,
-    `details.slaStanding`, `details.cancellableUntil`, `details.sensitiveDataPurgedAt` and
-    `details.container` (a BULK card's container and its tracking):
+    `details.slaStanding`, `details.cancellableUntil`, `details.productionBatch`,
+    `details.sensitiveDataPurgedAt` and `details.container` (a BULK card's container and its
+    tracking):
     additive, so a D1 receiver that does not know them ignores them.
     """
     details: dict[str, Any] = {"status": order.production_status.value}
@@ -47,6 +48,7 @@ def operation_object(order: Order, *, sequence: int | None = None) -> dict[str, 
         "onHold": order.hold.value if order.hold.value != "NONE" else None,
         "slaStanding": order.sla_standing,
         "cancellableUntil": _cancellable_until(order),
+        "productionBatch": order.production_batch,
         "sensitiveDataPurgedAt": (
             iso_utc(order.sensitive_data_purged_at) if order.sensitive_data_purged_at else None
         ),

@@ -53,7 +53,8 @@ class Order:
     issuer_request_id: str | None = None
     consumer_id: str | None = None
     card_product_id: str | None = None
-    input_file_name: str | None = None
+    input_file_name: str | None = None  # the issuer's order file (`issuance orders import`)
+    production_batch: str | None = None  # the batch file it goes to the machines in
     end_time: datetime | None = None
     due_date: datetime | None = None
     cancellable_until: datetime | None = None

@@ -50,6 +50,8 @@ class OrderRepository(Protocol):
         """The order's request as accepted (its non-sensitive part)."""
         ...
 
+    def by_operation_id(self, operation_id: str) -> Order | None: ...
+
     def latest_for_card(self, issuer_id: str, card_id: str) -> Order | None:
         """The card's current order: the one in progress, else the most recent."""
         ...
@@ -123,9 +125,19 @@ class SensitiveDataRepository(Protocol):
         """Orders still holding sensitive data that stopped being needed before `before`."""
         ...
 
-    def sealed_in_batch(self, input_file_name: str) -> list[SealedOrder]:
+    def sealed_in_batch(self, batch: str) -> list[SealedOrder]:
         """The orders of a production batch with their sealed data, by card id."""
         ...
+
+
+class BureauEventLedger(Protocol):
+    """The production-report lines already applied, by (operation, event, time it happened)."""
+
+    def applied(self, operation_id: str, event: str, occurred_at: datetime) -> bool: ...
+
+    def record(
+        self, operation_id: str, event: str, occurred_at: datetime, *, at: datetime, report: str
+    ) -> None: ...
 
 
 class AuditLog(Protocol):
@@ -205,6 +217,9 @@ class UnitOfWork(Protocol):
 
     @property
     def containers(self) -> ContainerRepository: ...
+
+    @property
+    def bureau_events(self) -> BureauEventLedger: ...
 
     def __enter__(self) -> Self: ...
 

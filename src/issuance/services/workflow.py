@@ -82,28 +82,59 @@ def perform(
     """Apply `action` to the card's current order; the operation object afterwards."""
     with uow:
         order = _card_order(uow, issuer_id, card_id)
-        now = clock()
-        if action in _CONTAINER_MOVES:
-            _refuse_in_container(order)
-        if action is Action.START:
-            _start(order, uow, now)
-        elif action is Action.SHIP:
-            _ship(
-                order,
-                uow,
-                now,
-                carrier=carrier,
-                tracking_number=tracking_number,
-                tracking_url=tracking_url,
-            )
-        else:
-            if action is Action.QUEUE:  # a batch of one, named like the scheduled ones
-                order.input_file_name = _batch_name(order, uow, now)
-            _apply(order, action, now, reason=reason, error_code=error_code, hold_by=hold_by)
-        detail = f"errorCode={error_code}" if error_code else None
-        audit_order(uow, actor, order_action(action.value), order, at=now, detail=detail)
+        apply_action(
+            action,
+            order,
+            uow=uow,
+            now=clock(),
+            reason=reason,
+            error_code=error_code,
+            carrier=carrier,
+            tracking_number=tracking_number,
+            tracking_url=tracking_url,
+            hold_by=hold_by,
+            actor=actor,
+        )
         _commit(uow)
         return order.operation()
+
+
+def apply_action(
+    action: Action,
+    order: Order,
+    *,
+    uow: UnitOfWork,
+    now: datetime,
+    reason: str | None = None,
+    error_code: str | None = None,
+    carrier: str | None = None,
+    tracking_number: str | None = None,
+    tracking_url: str | None = None,
+    hold_by: Hold = Hold.BUREAU,
+    actor: Actor = PLATFORM,
+    audit_detail: str | None = None,
+) -> None:
+    """`perform` inside the caller's unit of work, without committing (a report file applies
+    hundreds of lines per transaction); an illegal step raises and changes nothing."""
+    if action in _CONTAINER_MOVES:
+        _refuse_in_container(order)
+    if action is Action.START:
+        _start(order, uow, now)
+    elif action is Action.SHIP:
+        _ship(
+            order,
+            uow,
+            now,
+            carrier=carrier,
+            tracking_number=tracking_number,
+            tracking_url=tracking_url,
+        )
+    else:
+        if action is Action.QUEUE:  # a batch of one, named like the scheduled ones
+            order.production_batch = _batch_name(order, uow, now)
+        _apply(order, action, now, reason=reason, error_code=error_code, hold_by=hold_by)
+    detail = audit_detail or (f"errorCode={error_code}" if error_code else None)
+    audit_order(uow, actor, order_action(action.value), order, at=now, detail=detail)
 
 
 _SIMPLE_STEPS = {
@@ -297,7 +328,8 @@ def batch_production(
     Orders at `DATA_PREPARED` are grouped by centre, card product and priority; each group
     becomes one batch file, named e.g.
     `PC-PARIS_DEMO-DEBIT_STANDARD_20261125-1500.json` (centre-local date and time), which the
-    operations then carry as `inputFileName`. With `after_cut_off`, only orders whose production
+    operations then carry as `details.productionBatch` (their `inputFileName` stays the
+    issuer's order file, if any). With `after_cut_off`, only orders whose production
     day's cut-off has passed are taken (the worker's schedule); `prepared_before` takes those
     prepared before a moment (the simulator's).
     """
@@ -311,7 +343,7 @@ def batch_production(
                 groups[_batch_name(order, uow, now)].append(order)
         for name, orders in groups.items():
             for order in orders:
-                order.input_file_name = name
+                order.production_batch = name
                 order.move_to(_S.CARD_PROD_READY, at=now)
                 audit_order(
                     uow,

@@ -69,7 +69,7 @@ def run_batches(operator: CurrentOperator, platform: PlatformDep) -> dict[str, A
         uow=platform.uow(), clock=platform.clock, actor=actor_of(operator)
     )
     return {
-        "batches": [{"inputFileName": name, "cardIds": cards} for name, cards in batches.items()]
+        "batches": [{"productionBatch": name, "cardIds": cards} for name, cards in batches.items()]
     }
 
 

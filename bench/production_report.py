@@ -1,0 +1,149 @@
+"""Throughput and memory of `issuance batches report` on a generated report of N cards.
+
+    .venv/bin/python bench/production_report.py N [--database-url URL] [--batch-size B]
+
+Builds a fresh database (a temporary SQLite file unless --database-url names an empty, migrated
+one), orders N DEMOBANK01 cards through `issuance orders import`, prepares and batches them,
+then writes the bureau's report: STARTED, DONE and SHIPPED for every card (3N lines, in that
+order, so each line is one state change and one journal event). It runs the real binary on the
+report twice and reports, for each run, wall time, lines/s and peak RSS: the first applies
+every line, the second finds every line ALREADY_APPLIED and changes nothing. Setting up the
+cards is not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from import_file import _line  # type: ignore[import-not-found]  # bench/ is the script's path
+from joserfc.jwk import ECKey
+
+from issuance.cli.config_file import SANDBOX_CONFIG, read_config
+from issuance.db.migrate import upgrade
+from issuance.domain.statuses import ProductionStatus
+from issuance.platform import Platform
+from issuance.services.configuration import load_config
+from issuance.services.workflow import Action, apply_action, batch_production
+
+ISSUANCE = Path(sys.executable).parent / "issuance"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cards", type=int)
+    parser.add_argument("--database-url")
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--json", type=Path, help="Also write the figures to this file.")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-report-"))
+    try:
+        _bench(args, work)
+    finally:
+        shutil.rmtree(work)
+
+
+def _prepare_all(platform: Platform) -> None:
+    """Every requested order to DATA_PREPARED, a thousand per transaction."""
+    while True:
+        with platform.uow() as uow:
+            orders = uow.orders.search(
+                statuses=(ProductionStatus.CARD_PROD_REQUESTED.value,), limit=1000
+            )
+            for order in orders:
+                apply_action(Action.PREPARE, order, uow=uow, now=platform.clock())
+            uow.commit()
+        if not orders:
+            return
+
+
+PEAK = """
+import resource, sys
+from issuance.cli.main import app
+try:
+    app(sys.argv[1:])
+finally:
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+"""The CLI in a process that reports its own peak RSS (KiB) last on stderr: the children's
+figure would be the largest child's, the order import's included."""
+
+
+def _run(command: list[str], env: dict[str, str]) -> tuple[float, dict[str, Any], float]:
+    started = time.monotonic()
+    done = subprocess.run(  # noqa: S603 - our own interpreter and arguments
+        [sys.executable, "-c", PEAK, *command], env=env, capture_output=True, text=True
+    )
+    wall = time.monotonic() - started
+    if done.returncode != 0:
+        raise SystemExit(done.stderr)
+    peak_kib = int(done.stderr.strip().splitlines()[-1])
+    return wall, json.loads(done.stdout), peak_kib / 1024
+
+
+def _bench(args: argparse.Namespace, work: Path) -> None:
+    url = args.database_url or f"sqlite:///{work / 'issuance.db'}"
+    if args.database_url is None:
+        upgrade(url)
+    env = {**os.environ, "ISSUANCE_DATABASE_URL": url, "ISSUANCE_KEYS_DIR": str(work / "keys")}
+    env["ISSUANCE_SANDBOX"] = "true"
+    from issuance.settings import Settings
+
+    platform = Platform.build(Settings(database_url=url, keys_dir=work / "keys", sandbox=True))
+    load_config(read_config(SANDBOX_CONFIG), uow=platform.uow())
+    key = ECKey.import_key(platform.keys.public_jwks()["keys"][0])
+    orders = work / "orders.jsonl"
+    orders.write_text("".join(_line(n, key) for n in range(args.cards)))
+    placed = [str(ISSUANCE), "orders", "import", str(orders), "--issuer", "DEMOBANK01", "--json"]
+    subprocess.run(placed, env=env, capture_output=True, check=True)  # noqa: S603
+    _prepare_all(platform)
+    batch_production(uow=platform.uow(), clock=platform.clock, limit=args.cards)
+    at = platform.clock() - timedelta(hours=1)
+    report = work / "report.jsonl"
+    with report.open("w") as out:
+        for event in ("STARTED", "DONE", "SHIPPED"):
+            for n in range(args.cards):
+                line = {"cardId": f"bench-{n:08d}", "issuerId": "DEMOBANK01", "event": event}
+                out.write(json.dumps({**line, "at": at.isoformat(), "carrier": "laposte"}) + "\n")
+    platform.close()
+
+    command = ["batches", "report", str(report), "--json"]
+    command += ["--batch-size", str(args.batch_size)]
+    first = _run(command, env)
+    second = _run(command, env)
+    figures = {
+        "cards": args.cards,
+        "lines": 3 * args.cards,
+        "database": url.split(":", 1)[0].split("+")[0],
+        "batchSize": args.batch_size,
+        "apply": _figures(first),
+        "reimport": _figures(second),
+    }
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def _figures(run: tuple[float, dict[str, Any], float]) -> dict[str, Any]:
+    wall, summary, peak_mb = run
+    return {
+        "wallSeconds": round(wall, 1),
+        "applied": summary["applied"],
+        "alreadyApplied": summary["alreadyApplied"],
+        "refused": summary["refused"],
+        "linesPerSecond": summary["linesPerSecond"],
+        "peakRssMB": round(peak_mb, 1),
+    }
+
+
+if __name__ == "__main__":
+    main()

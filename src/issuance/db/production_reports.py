@@ -1,0 +1,46 @@
+"""The ledger of production-report lines applied: a line seen before is not applied again."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from issuance.db.models import BureauEventRow
+
+
+class SqlBureauEventLedger:
+    """Rows recorded in this transaction are also remembered, so a look-up needs no flush."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.recorded: set[tuple[str, str, datetime]] = set()
+
+    def applied(self, operation_id: str, event: str, occurred_at: datetime) -> bool:
+        moment = occurred_at.astimezone(UTC)
+        if (operation_id, event, moment) in self.recorded:
+            return True
+        with self.session.no_autoflush:
+            found = self.session.scalar(
+                select(BureauEventRow.bureau_event_id).where(
+                    BureauEventRow.operation_id == operation_id,
+                    BureauEventRow.event == event,
+                    BureauEventRow.occurred_at == moment,
+                )
+            )
+        return found is not None
+
+    def record(
+        self, operation_id: str, event: str, occurred_at: datetime, *, at: datetime, report: str
+    ) -> None:
+        self.recorded.add((operation_id, event, occurred_at.astimezone(UTC)))
+        self.session.add(
+            BureauEventRow(
+                operation_id=operation_id,
+                event=event,
+                occurred_at=occurred_at.astimezone(UTC),
+                recorded_at=at,
+                report=report[:255],
+            )
+        )
