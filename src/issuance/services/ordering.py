@@ -236,3 +236,33 @@ def dry_run(cmd: PlaceOrder, *, uow: UnitOfWork) -> list[Problem]:
             except (IdempotencyMismatch, Conflict) as error:
                 problems.append(Problem(error.code, error.field, error.message))
     return problems
+
+
+def accept_order(
+    cmd: PlaceOrder,
+    issuer: IssuerConfig,
+    centre: Callable[[str], PersonalizationCentre | None],
+    *,
+    at: datetime,
+    operation_id: str,
+) -> Order:
+    """The order `stage_order` accepts for a valid `cmd` (file imports build theirs with it)."""
+    product = issuer.card_product(cmd.spec.card_product_id)
+    assert product is not None  # validation guarantees it
+    program = issuer.program(product.program_id)
+    due, cancellable_until = _deadlines(cmd, program, centre(program.personalization_centre_id), at)
+    return Order.accept(
+        operation_id=operation_id,
+        issuer_id=cmd.issuer_id,
+        card_id=cmd.card_id,
+        at=at,
+        issuer_request_id=cmd.issuer_request_id,
+        consumer_id=cmd.consumer_id,
+        card_product_id=product.card_product_id,
+        input_file_name=cmd.input_file_name,
+        production_site=program.personalization_centre_id,
+        due_date=due,
+        cancellable_until=cancellable_until,
+        priority=cmd.spec.priority,
+        materials=materials_for(cmd.spec, issuer),
+    )
