@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from itertools import islice
 from types import TracebackType
@@ -42,10 +43,12 @@ from issuance.services.intake import IntakeKeys, to_command
 from issuance.services.order_files import Record
 from issuance.services.ordering import (
     Clock,
+    Deadlines,
     Placement,
     PlaceOrder,
     accept_order,
     check_order,
+    order_deadlines,
     place_order,
     stage_order,
 )
@@ -329,88 +332,26 @@ class Importer:
     def _in_bulk(self, items: list[Lined], bulk: Callable[[], BulkIntake]) -> list[LineReport]:
         """`stage_order`'s checks for a whole batch, with one lookup per kind of key."""
         commands = [item for _, item in items if isinstance(item, PlaceOrder)]
-        reports: list[LineReport] = []
-        new: list[NewOrder] = []
-        audit: list[AuditEntry] = []
         with bulk() as intake:
             keys = [c.issuer_request_id for c in commands if c.issuer_request_id is not None]
-            placed = intake.placed(self.issuer_id, keys) if keys else {}
-            active = intake.active(self.issuer_id, [c.card_id for c in commands])
-            issuer = intake.issuer(self.issuer_id) if commands else None
-            endpoints = (
-                tuple(e.endpoint_id for e in issuer.notification_endpoints) if issuer else ()
+            batch = _Batch(
+                self,
+                intake,
+                placed=intake.placed(self.issuer_id, keys) if keys else {},
+                active=intake.active(self.issuer_id, [c.card_id for c in commands]),
+                issuer=intake.issuer(self.issuer_id) if commands else None,
+                at=self.clock(),  # the batch is received, and committed, as one
             )
-            centres: dict[str, PersonalizationCentre | None] = {}
-
-            def centre(centre_id: str) -> PersonalizationCentre | None:
-                if centre_id not in centres:
-                    centres[centre_id] = intake.centre(centre_id)
-                return centres[centre_id]
-
-            for line, item in items:
-                if isinstance(item, LineReport):
-                    reports.append(item)
-                    continue
-                if isinstance(item, Replay):
-                    audit.append(self._replayed(item.card_id, item.operation_id))
-                    reports.append(_replayed(item.line, item.card_id, item.operation_id))
-                    continue
-                report = self._check(item, line, placed, active, issuer)
-                if report is not None:
-                    if report.result is Result.REPLAYED:
-                        audit.append(self._replayed(item.card_id, str(report.operation_id)))
-                    reports.append(report)
-                    continue
-                assert issuer is not None  # _check refuses an unknown issuer
-                at = self.clock()
-                order = accept_order(item, issuer, centre, at=at, operation_id=self.new_id())
-                new.append(NewOrder(order, item.request, item.fingerprint, item.sealed, endpoints))
-                audit.append(self._entry(AuditAction.ORDER_PLACED, order.card_id, order, at))
-                key = item.issuer_request_id
-                if key is not None:
-                    placed[key] = Placed(order.operation_id, order.card_id, item.fingerprint)
-                active[order.card_id] = order.operation_id
-                reports.append(LineReport(line, order.card_id, Result.ACCEPTED, order.operation_id))
-            intake.write(new, audit)
+            reports = [batch.take(line, item) for line, item in items]
+            intake.write(batch.new, batch.audit)
             intake.commit()
         return reports
 
-    def _check(
-        self,
-        cmd: PlaceOrder,
-        line: int,
-        placed: dict[str, Placed],
-        active: dict[str, str],
-        issuer: IssuerConfig | None,
-    ) -> LineReport | None:
-        """A replay or a refusal, in `stage_order`'s order of checks; None to accept."""
-        found = placed.get(cmd.issuer_request_id) if cmd.issuer_request_id else None
-        if found is not None:
-            if found.fingerprint != cmd.fingerprint or found.card_id != cmd.card_id:
-                return LineReport(
-                    line,
-                    cmd.card_id,
-                    Result.REFUSED,
-                    error_code="IDEMPOTENCY_KEY_REUSED",
-                    field="issuerRequestId",
-                )
-            return _replayed(line, cmd.card_id, found.operation_id)
-        if issuer is None:
-            return LineReport(
-                line, cmd.card_id, Result.REFUSED, error_code="ISSUER_UNKNOWN", field="issuerId"
-            )
-        problems = check_order(cmd, issuer)
-        if problems:
-            return _refused(line, cmd.card_id, problems)
-        if cmd.card_id in active:
-            return LineReport(
-                line, cmd.card_id, Result.REFUSED, error_code="ORDER_IN_PROGRESS", field="cardId"
-            )
-        return None
-
-    def _replayed(self, card_id: str, operation_id: str) -> AuditEntry:
+    def replayed_entry(
+        self, card_id: str, operation_id: str, at: datetime | None = None
+    ) -> AuditEntry:
         return AuditEntry(
-            at=self.clock(),
+            at=at or self.clock(),
             actor=self.actor,
             action=AuditAction.ORDER_REPLAYED,
             issuer_id=self.issuer_id,
@@ -418,7 +359,7 @@ class Importer:
             operation_id=operation_id,
         )
 
-    def _entry(self, action: str, card_id: str, order: Order, at: Any) -> AuditEntry:
+    def entry(self, action: str, card_id: str, order: Order, at: datetime) -> AuditEntry:
         return AuditEntry(
             at=at,
             actor=self.actor,
@@ -436,7 +377,7 @@ class Importer:
                     reports.append(item)
                     continue
                 if isinstance(item, Replay):
-                    uow.audit.record(self._replayed(item.card_id, item.operation_id))
+                    uow.audit.record(self.replayed_entry(item.card_id, item.operation_id))
                     reports.append(_replayed(item.line, item.card_id, item.operation_id))
                     continue
                 try:
@@ -455,7 +396,7 @@ class Importer:
             return item
         if isinstance(item, Replay):
             with self.uow() as uow:
-                uow.audit.record(self._replayed(item.card_id, item.operation_id))
+                uow.audit.record(self.replayed_entry(item.card_id, item.operation_id))
                 uow.commit()
             return _replayed(item.line, item.card_id, item.operation_id)
         try:
@@ -465,6 +406,90 @@ class Importer:
         except DomainError as error:
             return _refused(line, item.card_id, list(error.all_problems))
         return _placed(line, item.card_id, placement)
+
+
+class _Batch:
+    """One bulk batch being checked line after line, as `stage_order` would one by one."""
+
+    def __init__(
+        self,
+        importer: Importer,
+        intake: BulkIntake,
+        *,
+        placed: dict[str, Placed],
+        active: dict[str, str],
+        issuer: IssuerConfig | None,
+        at: datetime,
+    ) -> None:
+        self.importer, self.intake, self.issuer, self.at = importer, intake, issuer, at
+        self.placed = placed  # keys taken so far, this batch's included
+        self.active = active  # cards in progress so far, this batch's included
+        self.endpoints = (
+            tuple(e.endpoint_id for e in issuer.notification_endpoints) if issuer else ()
+        )
+        self.centres: dict[str, PersonalizationCentre | None] = {}
+        self.deadlines: dict[tuple[str | None, ...], Deadlines] = {}
+        self.new: list[NewOrder] = []
+        self.audit: list[AuditEntry] = []
+
+    def take(self, line: int, item: Item) -> LineReport:
+        if isinstance(item, LineReport):
+            return item
+        if isinstance(item, Replay):
+            self.audit.append(
+                self.importer.replayed_entry(item.card_id, item.operation_id, self.at)
+            )
+            return _replayed(item.line, item.card_id, item.operation_id)
+        report = self.check(item, line)
+        if report is None:
+            return self.accept(item, line)
+        if report.result is Result.REPLAYED:
+            replayed = str(report.operation_id)
+            self.audit.append(self.importer.replayed_entry(item.card_id, replayed, self.at))
+        return report
+
+    def check(self, cmd: PlaceOrder, line: int) -> LineReport | None:
+        """A replay or a refusal, in `stage_order`'s order of checks; None to accept."""
+        found = self.placed.get(cmd.issuer_request_id) if cmd.issuer_request_id else None
+        if found is not None:
+            if found.fingerprint != cmd.fingerprint or found.card_id != cmd.card_id:
+                return _refusal(line, cmd.card_id, "IDEMPOTENCY_KEY_REUSED", "issuerRequestId")
+            return _replayed(line, cmd.card_id, found.operation_id)
+        if self.issuer is None:
+            return _refusal(line, cmd.card_id, "ISSUER_UNKNOWN", "issuerId")
+        problems = check_order(cmd, self.issuer)
+        if problems:
+            return _refused(line, cmd.card_id, problems)
+        if cmd.card_id in self.active:
+            return _refusal(line, cmd.card_id, "ORDER_IN_PROGRESS", "cardId")
+        return None
+
+    def accept(self, cmd: PlaceOrder, line: int) -> LineReport:
+        assert self.issuer is not None  # `check` refuses an unknown issuer
+        importer = self.importer
+        deadlines = self._deadlines(cmd, self.issuer)
+        order = accept_order(
+            cmd, self.issuer, deadlines, at=self.at, operation_id=importer.new_id()
+        )
+        self.new.append(NewOrder(order, cmd.request, cmd.fingerprint, cmd.sealed, self.endpoints))
+        self.audit.append(importer.entry(AuditAction.ORDER_PLACED, order.card_id, order, self.at))
+        if cmd.issuer_request_id is not None:
+            placed = Placed(order.operation_id, order.card_id, cmd.fingerprint)
+            self.placed[cmd.issuer_request_id] = placed
+        self.active[order.card_id] = order.operation_id
+        return LineReport(line, order.card_id, Result.ACCEPTED, order.operation_id)
+
+    def _deadlines(self, cmd: PlaceOrder, issuer: IssuerConfig) -> Deadlines:
+        spec = cmd.spec
+        kind = (spec.card_product_id, spec.issuance, spec.priority, spec.shipment_type)
+        if kind not in self.deadlines:
+            self.deadlines[kind] = order_deadlines(cmd, issuer, self._centre, self.at)
+        return self.deadlines[kind]
+
+    def _centre(self, centre_id: str) -> PersonalizationCentre | None:
+        if centre_id not in self.centres:
+            self.centres[centre_id] = self.intake.centre(centre_id)
+        return self.centres[centre_id]
 
 
 class _Pool:
@@ -503,6 +528,10 @@ def _placed(line: int, card_id: str, placement: Placement) -> LineReport:
 
 def _replayed(line: int, card_id: str, operation_id: str) -> LineReport:
     return LineReport(line, card_id, Result.REPLAYED, operation_id=operation_id)
+
+
+def _refusal(line: int, card_id: str, code: str, field: str) -> LineReport:
+    return LineReport(line, card_id, Result.REFUSED, error_code=code, field=field)
 
 
 def _refused(line: int, card_id: str, problems: list[Problem]) -> LineReport:

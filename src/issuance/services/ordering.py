@@ -238,10 +238,30 @@ def dry_run(cmd: PlaceOrder, *, uow: UnitOfWork) -> list[Problem]:
     return problems
 
 
-def accept_order(
+Deadlines = tuple[datetime | None, datetime | None]  # SLA due date, cancellation cut-off
+
+
+def order_deadlines(
     cmd: PlaceOrder,
     issuer: IssuerConfig,
     centre: Callable[[str], PersonalizationCentre | None],
+    at: datetime,
+) -> Deadlines:
+    """The deadlines `stage_order` gives a valid `cmd` received at `at`.
+
+    They depend only on the product, `issuance`, `priority` and shipment type besides `at`, so
+    a file import received at one moment computes them once per kind of order.
+    """
+    product = issuer.card_product(cmd.spec.card_product_id)
+    assert product is not None  # validation guarantees it
+    program = issuer.program(product.program_id)
+    return _deadlines(cmd, program, centre(program.personalization_centre_id), at)
+
+
+def accept_order(
+    cmd: PlaceOrder,
+    issuer: IssuerConfig,
+    deadlines: Deadlines,
     *,
     at: datetime,
     operation_id: str,
@@ -250,7 +270,7 @@ def accept_order(
     product = issuer.card_product(cmd.spec.card_product_id)
     assert product is not None  # validation guarantees it
     program = issuer.program(product.program_id)
-    due, cancellable_until = _deadlines(cmd, program, centre(program.personalization_centre_id), at)
+    due, cancellable_until = deadlines
     return Order.accept(
         operation_id=operation_id,
         issuer_id=cmd.issuer_id,
