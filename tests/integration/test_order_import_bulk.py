@@ -274,6 +274,33 @@ def test_a_bulk_batch_that_collides_is_redone_card_by_card(
     assert sequences == [1, 1, 1]
 
 
+def test_a_card_taken_since_the_lookup_makes_the_batch_collide_and_be_redone(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """The insert itself hits the one-order-in-progress constraint: card by card, then refused."""
+    jwks = platform.keys.public_jwks()
+    taken, free = _item(jwks, new_card_id()), _item(jwks, new_card_id())
+    first = _write(tmp_path / "first.jsonl", [taken])
+    _import(_importer(platform, first.name), first)
+    again = {**_item(jwks, taken["cardId"])}  # another order for the card in progress
+    path = _write(tmp_path / "second.jsonl", [free, again])
+
+    class Blind(SqlBulkIntake):
+        def active(self, issuer_id: str, card_ids: Any) -> dict[str, str]:
+            del issuer_id, card_ids
+            return {}  # as if the card's order were placed after the lookup
+
+    reports = _import(_importer(platform, path.name, bulk=lambda: Blind(platform.engine)), path)
+
+    assert [(r.result.value, r.error_code) for r in reports] == [
+        ("ACCEPTED", None),
+        ("REFUSED", "ORDER_IN_PROGRESS"),
+    ]
+    with platform.engine.connect() as connection:
+        cards = connection.execute(select(OrderRow.card_id)).scalars().all()
+    assert sorted(cards) == sorted([taken["cardId"], free["cardId"]])
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_decrypting_in_worker_processes_changes_nothing_in_the_report(
     platform: Platform, tmp_path: Path, workers: int

@@ -101,14 +101,21 @@ class SqlBulkIntake:
         return found
 
     def write(self, orders: Sequence[NewOrder], audit: Sequence[AuditEntry]) -> None:
-        """Insert the orders with their journal and outbox rows, and the audit entries."""
-        if orders:
-            now = datetime.now(UTC)
-            sequences = self._sequences(orders)
-            self._connection.execute(insert(ORDERS), [_order_values(new) for new in orders])
-            self._journal(orders, sequences, now)
-        if audit:
-            self._connection.execute(insert(AUDIT), [_audit_values(entry) for entry in audit])
+        """Insert the orders with their journal and outbox rows, and the audit entries.
+
+        A key or a card a concurrent writer took since the lookups fails an insert: `Collision`.
+        """
+        try:
+            if orders:
+                now = datetime.now(UTC)
+                sequences = self._sequences(orders)
+                self._connection.execute(insert(ORDERS), [_order_values(new) for new in orders])
+                self._journal(orders, sequences, now)
+            if audit:
+                self._connection.execute(insert(AUDIT), [_audit_values(entry) for entry in audit])
+        except IntegrityError as error:
+            self._session.rollback()
+            raise Collision(str(error.orig)) from None
 
     def commit(self) -> None:
         try:
