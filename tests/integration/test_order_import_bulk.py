@@ -218,8 +218,9 @@ def test_a_batch_is_checked_line_after_line_like_the_per_card_path(
         assert list(actions) == ["order.placed", "order.replayed"]
 
 
+@pytest.mark.parametrize("workers", [0, 1])
 def test_a_re_run_replays_the_lines_already_placed_without_decrypting_them(
-    platform: Platform, tmp_path: Path
+    platform: Platform, tmp_path: Path, workers: int
 ) -> None:
     jwks = platform.keys.public_jwks()
     lines = [_item(jwks, new_card_id()) for _ in range(4)]
@@ -233,7 +234,7 @@ def test_a_re_run_replays_the_lines_already_placed_without_decrypting_them(
         masters=platform.intake_keys.masters,
     )
 
-    second = _import(_importer(platform, path.name, keys=blind), path)
+    second = _import(_importer(platform, path.name, keys=blind, workers=workers), path)
 
     assert [r.result.value for r in second[:3]] == ["REPLAYED"] * 3
     assert [r.operation_id for r in second[:3]] == [r.operation_id for r in first[:3]]

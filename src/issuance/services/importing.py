@@ -309,21 +309,14 @@ class Importer:
         self, pool: ProcessPoolExecutor, batch: list[Record], known: dict[str, Placed]
     ) -> list[Future[list[Lined]]]:
         size = -(-len(batch) // self.workers)
-        return [
-            pool.submit(_prepare_in_worker, batch[start : start + size], known)
-            for start in range(0, len(batch), size)
-        ]
+        parts = [batch[start : start + size] for start in range(0, len(batch), size)]
+        return [pool.submit(_prepare_in_worker, part, _known_in(part, known)) for part in parts]
 
     def _known(self, batch: list[Record]) -> dict[str, Placed]:
         """The batch's keys already placed: one query, before any decryption."""
         if self.bulk is None:
             return {}
-        keys = [
-            key
-            for record in batch
-            if isinstance(record.body, dict)
-            and isinstance(key := record.body.get("issuerRequestId"), str)
-        ]
+        keys = [key for record in batch if (key := _key_of(record)) is not None]
         if not keys:
             return {}
         with self.bulk() as bulk:
@@ -516,6 +509,19 @@ class _Pool:
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=kind is None, cancel_futures=kind is not None)
+
+
+def _key_of(record: Record) -> str | None:
+    key = record.body.get("issuerRequestId") if isinstance(record.body, dict) else None
+    return key if isinstance(key, str) else None
+
+
+def _known_in(records: list[Record], known: dict[str, Placed]) -> dict[str, Placed]:
+    """What a worker needs of `known`: its own lines' keys (it is pickled to it)."""
+    if not known:
+        return known
+    keys = (_key_of(record) for record in records)
+    return {key: known[key] for key in keys if key is not None and key in known}
 
 
 def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
