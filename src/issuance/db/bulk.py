@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -175,15 +175,37 @@ class SqlBulkIntake:
             )
         return sequences
 
+    def _event_ids(self, count: int) -> list[int]:
+        """The ids the events would get one insert at a time, taken at once.
+
+        An `INSERT … RETURNING` of a thousand rows is one huge statement that psycopg parses
+        again for every batch (most of the write's time); plain `executemany` with the ids
+        already known is not. PostgreSQL: drawn from the column's sequence. SQLite: the next
+        rowids, which no one else can take while this transaction holds the write lock.
+        """
+        if self._connection.dialect.name == "postgresql":
+            drawn = self._connection.execute(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('events', 'event_id')) "
+                    "FROM generate_series(1, :count)"
+                ),
+                {"count": count},
+            ).scalars()
+            return sorted(int(i) for i in drawn)
+        last = self._connection.scalar(select(func.max(EVENTS.c.event_id))) or 0
+        return list(range(int(last) + 1, int(last) + 1 + count))
+
     def _journal(
         self, orders: Sequence[NewOrder], sequences: list[tuple[int, int]], now: datetime
     ) -> None:
         """One event per order and one delivery per notification endpoint, in line order."""
-        events = []
-        for new, (sequence, txid) in zip(orders, sequences, strict=True):
+        ids = self._event_ids(len(orders))
+        events: list[dict[str, Any]] = []
+        for new, (sequence, txid), event_id in zip(orders, sequences, ids, strict=True):
             event = new.order.events[0]
             events.append(
                 {
+                    "event_id": event_id,
                     "issuer_id": new.order.issuer_id,
                     "card_id": new.order.card_id,
                     "operation_id": new.order.operation_id,
@@ -195,9 +217,7 @@ class SqlBulkIntake:
                     "txid": txid,
                 }
             )
-        ids = self._connection.execute(
-            insert(EVENTS).returning(EVENTS.c.event_id, sort_by_parameter_order=True), events
-        ).scalars()
+        self._connection.execute(insert(EVENTS), events)
         deliveries = [
             {
                 "event_id": event_id,
@@ -208,7 +228,7 @@ class SqlBulkIntake:
                 "attempts": 0,
                 "next_attempt_at": now,
             }
-            for new, event_id in zip(orders, list(ids), strict=True)
+            for new, event_id in zip(orders, ids, strict=True)
             for endpoint_id in new.endpoints
         ]
         for new in orders:
