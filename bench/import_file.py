@@ -115,7 +115,7 @@ def order_file(lines: int, jwk: dict[str, Any]) -> tuple[Path, float]:
     spans = [(s, min(s + 250, distinct), jwk) for s in range(0, distinct, 250)]
     with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
         secrets = [secret for part in pool.map(_secrets, spans) for secret in part]
-    partial = path.with_suffix(".partial")
+    partial = path.with_suffix(f".{os.getpid()}.partial")  # two runs may make it at once
     with partial.open("w") as out:
         for number in range(lines):
             out.write(_line(number, secrets[number % distinct]))
