@@ -39,9 +39,12 @@ test: check
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 ## bench: delivery throughput and lag next to the raw POST ceiling (SQLite, then PostgreSQL at
-## ISSUANCE_BENCH_DATABASE_URL); writes bench/results/*.json and bench/RESULTS.md
+## ISSUANCE_BENCH_DATABASE_URL), intake, status, and a file import of IMPORT_LINES lines (default
+## 1,000,000) next to an executemany of its rows; writes bench/results/*.json and bench/RESULTS.md
 BENCH_PG ?= $${ISSUANCE_BENCH_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/bench_delivery}
 BENCH_PG_INTAKE ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_intake
+BENCH_PG_IMPORT ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_import
+IMPORT_LINES ?= 1000000
 bench: $(STAMP)
 	for run in "sqlite 1 1" "sqlite 2 1" "sqlite 1 10" "postgresql 1 1" "postgresql 2 1" "postgresql 1 10"; do \
 		set -- $$run; url=""; [ $$1 = postgresql ] && url="--database-url $(BENCH_PG)"; \
@@ -52,6 +55,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/intake.py --database-url $(BENCH_PG_INTAKE) \
 		--json bench/results/intake-postgresql.json
 	$(BIN)/python bench/status.py --json bench/results/status-sqlite.json
+	$(BIN)/python bench/import_file.py $(IMPORT_LINES) --json bench/results/import-sqlite.json
+	$(BIN)/python bench/import_file.py $(IMPORT_LINES) --database-url $(BENCH_PG_IMPORT) \
+		--json bench/results/import-postgresql.json
 	$(BIN)/python bench/report.py
 
 ## fmt: apply the formatter and the safe lint fixes

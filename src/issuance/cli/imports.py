@@ -26,6 +26,7 @@ from rich.progress import (
 
 from issuance.api.errors import schema_problems
 from issuance.cli.actor import cli_actor
+from issuance.db.bulk import bulk_intake_factory
 from issuance.domain.errors import Problem
 from issuance.platform import Platform
 from issuance.services import order_files
@@ -56,6 +57,9 @@ def import_orders(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Orders per commit.")] = 1000,
+    workers: Annotated[
+        int, typer.Option(min=0, max=32, help="Processes decrypting ahead of the writer (0: none).")
+    ] = 0,
 ) -> None:
     """Order every card of FILE; re-run it safely after an error or an interruption."""
     file_format = fmt or (FileFormat.CSV if file.suffix.lower() == ".csv" else FileFormat.JSONL)
@@ -72,6 +76,8 @@ def import_orders(
             actor=cli_actor(),
             schema_problems=_problems,
             batch_size=batch_size,
+            bulk=bulk_intake_factory(platform.engine),
+            workers=workers,
         )
         with file.open("rb") as stream, report_path.open("w", newline="") as out:
             summary = _run(importer, stream, file_format, out, show=not as_json)

@@ -239,3 +239,53 @@ def dry_run(cmd: PlaceOrder, *, uow: UnitOfWork) -> list[Problem]:
             except (IdempotencyMismatch, Conflict) as error:
                 problems.append(Problem(error.code, error.field, error.message))
     return problems
+
+
+Deadlines = tuple[datetime | None, datetime | None]  # SLA due date, cancellation cut-off
+
+
+def order_deadlines(
+    cmd: PlaceOrder,
+    issuer: IssuerConfig,
+    centre: Callable[[str], PersonalizationCentre | None],
+    at: datetime,
+) -> Deadlines:
+    """The deadlines `stage_order` gives a valid `cmd` received at `at`.
+
+    They depend only on the product, `issuance`, `priority` and shipment type besides `at`, so
+    a file import received at one moment computes them once per kind of order.
+    """
+    product = issuer.card_product(cmd.spec.card_product_id)
+    assert product is not None  # validation guarantees it
+    program = issuer.program(product.program_id)
+    return _deadlines(cmd, program, centre(program.personalization_centre_id), at)
+
+
+def accept_order(
+    cmd: PlaceOrder,
+    issuer: IssuerConfig,
+    deadlines: Deadlines,
+    *,
+    at: datetime,
+    operation_id: str,
+) -> Order:
+    """The order `stage_order` accepts for a valid `cmd` (file imports build theirs with it)."""
+    product = issuer.card_product(cmd.spec.card_product_id)
+    assert product is not None  # validation guarantees it
+    program = issuer.program(product.program_id)
+    due, cancellable_until = deadlines
+    return Order.accept(
+        operation_id=operation_id,
+        issuer_id=cmd.issuer_id,
+        card_id=cmd.card_id,
+        at=at,
+        issuer_request_id=cmd.issuer_request_id,
+        consumer_id=cmd.consumer_id,
+        card_product_id=product.card_product_id,
+        input_file_name=cmd.input_file_name,
+        production_site=program.personalization_centre_id,
+        due_date=due,
+        cancellable_until=cancellable_until,
+        priority=cmd.spec.priority,
+        materials=materials_for(cmd.spec, issuer),
+    )

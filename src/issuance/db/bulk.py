@@ -1,0 +1,298 @@
+"""Core `executemany` paths for large ingests: a batch of new orders in a handful of statements.
+
+The per-card path (`SqlUnitOfWork`) costs ORM bookkeeping and two sequence statements per card;
+a file import writes thousands of orders per transaction, so here a batch's keys and cards are
+looked up with one query each and its rows (card counters, orders, journal events, outbox
+deliveries, audit entries) are inserted with one `executemany` per table. The rows are exactly
+the per-card path's: tests/integration/test_order_import_bulk.py compares them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from issuance.db.config_repositories import SqlConfigRepository
+from issuance.db.feed import current_txid
+from issuance.db.models import AuditRow, Base, CardRow, DeliveryRow, EventRow, OrderRow
+from issuance.db.outbox import DeliveryStatus
+from issuance.domain.audit import AuditEntry
+from issuance.domain.centres import PersonalizationCentre
+from issuance.domain.orders import Order
+from issuance.domain.programs import IssuerConfig
+from issuance.services.importing import NewOrder, Placed
+from issuance.services.unit_of_work import Collision
+
+_CHUNK = 500  # keys per IN (...) list: well under every driver's bound-parameter limit
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+ORDERS, EVENTS, DELIVERIES, AUDIT, CARDS = (
+    _table(m) for m in (OrderRow, EventRow, DeliveryRow, AuditRow, CardRow)
+)
+
+
+class SqlBulkIntake:
+    """One transaction of a file import (services/importing.py `BulkIntake`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def __enter__(self) -> Self:
+        self._session = Session(self._engine)
+        self._connection: Connection = self._session.connection()
+        self._config = SqlConfigRepository(self._session)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._session.rollback()
+        self._session.close()
+
+    def issuer(self, issuer_id: str) -> IssuerConfig | None:
+        return self._config.issuer(issuer_id)
+
+    def centre(self, centre_id: str) -> PersonalizationCentre | None:
+        return self._config.centre(centre_id)
+
+    def placed(self, issuer_id: str, request_ids: Collection[str]) -> dict[str, Placed]:
+        o = ORDERS.c
+        found: dict[str, Placed] = {}
+        for keys in _chunks(sorted(set(request_ids))):
+            rows = self._connection.execute(
+                select(
+                    o.issuer_request_id,
+                    o.operation_id,
+                    o.card_id,
+                    o.request_fingerprint,
+                    o.input_file_name,
+                    o.request,
+                ).where(o.issuer_id == issuer_id, o.issuer_request_id.in_(keys))
+            )
+            for key, operation_id, card_id, fingerprint, file_name, request in rows:
+                found[key] = Placed(operation_id, card_id, fingerprint, file_name, request)
+        return found
+
+    def active(self, issuer_id: str, card_ids: Collection[str]) -> dict[str, str]:
+        o = ORDERS.c
+        found: dict[str, str] = {}
+        for cards in _chunks(sorted(set(card_ids))):
+            rows = self._connection.execute(
+                select(o.active_card_id, o.operation_id).where(
+                    o.issuer_id == issuer_id, o.active_card_id.in_(cards)
+                )
+            )
+            found.update({str(card): str(operation) for card, operation in rows})
+        return found
+
+    def write(self, orders: Sequence[NewOrder], audit: Sequence[AuditEntry]) -> None:
+        """Insert the orders with their journal and outbox rows, and the audit entries.
+
+        A key or a card a concurrent writer took since the lookups fails an insert: `Collision`.
+        """
+        try:
+            if orders:
+                now = datetime.now(UTC)
+                sequences = self._sequences(orders)
+                self._connection.execute(insert(ORDERS), [_order_values(new) for new in orders])
+                self._journal(orders, sequences, now)
+            if audit:
+                self._connection.execute(insert(AUDIT), [_audit_values(entry) for entry in audit])
+        except IntegrityError as error:
+            self._session.rollback()
+            raise Collision(str(error.orig)) from None
+
+    def commit(self) -> None:
+        try:
+            self._session.commit()
+        except IntegrityError as error:
+            self._session.rollback()
+            raise Collision(str(error.orig)) from None
+
+    def _sequences(self, orders: Sequence[NewOrder]) -> list[tuple[int, int]]:
+        """Each order's event (sequence, txid), its card's counter raised as the per-card path does.
+
+        A batch holds at most one new order per card (a second would be in progress), and each
+        new order records one event. Existing counters are locked on PostgreSQL (FOR UPDATE), and
+        a card a concurrent writer creates first makes the insert fail: the batch is redone card
+        by card.
+        """
+        issuer_id = orders[0].order.issuer_id
+        postgresql = self._connection.dialect.name == "postgresql"
+        txid = int(self._connection.scalar(select(current_txid())) or 0) if postgresql else 0
+        known: dict[str, tuple[int, int]] = {}
+        c = CARDS.c
+        for cards in _chunks(sorted({new.order.card_id for new in orders})):
+            query = select(c.card_id, c.last_sequence, c.last_txid).where(
+                c.issuer_id == issuer_id, c.card_id.in_(cards)
+            )
+            if postgresql:
+                query = query.with_for_update()
+            known.update({card: (seq, last) for card, seq, last in self._connection.execute(query)})
+        fresh: list[dict[str, Any]] = []
+        raised: list[dict[str, Any]] = []
+        sequences: list[tuple[int, int]] = []
+        for new in orders:
+            card_id = new.order.card_id
+            sequence, last_txid = known.get(card_id, (0, 0))
+            if len(new.order.events) != 1:
+                raise ValueError("a bulk order records exactly its acceptance")
+            assigned = (sequence + 1, max(last_txid, txid) if postgresql else 0)
+            values = {"i": issuer_id, "c": card_id, "s": assigned[0], "t": assigned[1]}
+            (raised if card_id in known else fresh).append(values)
+            sequences.append(assigned)
+        if fresh:
+            self._connection.execute(
+                insert(CARDS).values(
+                    issuer_id=bindparam("i"),
+                    card_id=bindparam("c"),
+                    last_sequence=bindparam("s"),
+                    last_txid=bindparam("t"),
+                ),
+                fresh,
+            )
+        if raised:
+            self._connection.execute(
+                update(CARDS)
+                .where(c.issuer_id == bindparam("i"), c.card_id == bindparam("c"))
+                .values(last_sequence=bindparam("s"), last_txid=bindparam("t")),
+                raised,
+            )
+        return sequences
+
+    def _event_ids(self, count: int) -> list[int]:
+        """The ids the events would get one insert at a time, taken at once.
+
+        An `INSERT … RETURNING` of a thousand rows is one huge statement that psycopg parses
+        again for every batch (most of the write's time); plain `executemany` with the ids
+        already known is not. PostgreSQL: drawn from the column's sequence. SQLite: the next
+        rowids, which no one else can take while this transaction holds the write lock.
+        """
+        if self._connection.dialect.name == "postgresql":
+            drawn = self._connection.execute(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('events', 'event_id')) "
+                    "FROM generate_series(1, :count)"
+                ),
+                {"count": count},
+            ).scalars()
+            return sorted(int(i) for i in drawn)
+        last = self._connection.scalar(select(func.max(EVENTS.c.event_id))) or 0
+        return list(range(int(last) + 1, int(last) + 1 + count))
+
+    def _journal(
+        self, orders: Sequence[NewOrder], sequences: list[tuple[int, int]], now: datetime
+    ) -> None:
+        """One event per order and one delivery per notification endpoint, in line order."""
+        ids = self._event_ids(len(orders))
+        events: list[dict[str, Any]] = []
+        for new, (sequence, txid), event_id in zip(orders, sequences, ids, strict=True):
+            event = new.order.events[0]
+            events.append(
+                {
+                    "event_id": event_id,
+                    "issuer_id": new.order.issuer_id,
+                    "card_id": new.order.card_id,
+                    "operation_id": new.order.operation_id,
+                    "sequence": sequence,
+                    "event_type": event.kind.value,
+                    "payload": {**event.operation, "sequence": sequence},
+                    "occurred_at": event.occurred_at,
+                    "recorded_at": now,
+                    "txid": txid,
+                }
+            )
+        self._connection.execute(insert(EVENTS), events)
+        deliveries = [
+            {
+                "event_id": event_id,
+                "issuer_id": new.order.issuer_id,
+                "endpoint_id": endpoint_id,
+                "card_id": new.order.card_id,
+                "status": DeliveryStatus.PENDING.value,
+                "attempts": 0,
+                "next_attempt_at": now,
+            }
+            for new, event_id in zip(orders, ids, strict=True)
+            for endpoint_id in new.endpoints
+        ]
+        for new in orders:
+            new.order.events.clear()
+        if deliveries:
+            self._connection.execute(insert(DELIVERIES), deliveries)
+
+
+def bulk_intake_factory(engine: Engine) -> Callable[[], SqlBulkIntake]:
+    return lambda: SqlBulkIntake(engine)
+
+
+def _chunks(keys: list[str]) -> list[list[str]]:
+    return [keys[start : start + _CHUNK] for start in range(0, len(keys), _CHUNK)]
+
+
+def _order_values(new: NewOrder) -> dict[str, Any]:
+    """The row `SqlOrderRepository.add` then `commit` write for a new order (see copy_state)."""
+    order: Order = new.order
+    return {
+        "operation_id": order.operation_id,
+        "issuer_id": order.issuer_id,
+        "card_id": order.card_id,
+        "active_card_id": order.card_id if order.end_time is None else None,
+        "issuer_request_id": order.issuer_request_id,
+        "request_fingerprint": new.fingerprint,
+        "consumer_id": order.consumer_id,
+        "card_product_id": order.card_product_id,
+        "input_file_name": order.input_file_name,
+        "status": order.status.value,
+        "production_status": order.production_status.value,
+        "start_time": order.start_time,
+        "end_time": order.end_time,
+        "due_date": order.due_date,
+        "cancellable_until": order.cancellable_until,
+        "sla_standing": order.sla_standing,
+        "hold": order.hold.value,
+        "shipment": None,
+        "shipment_status": None,
+        "priority": order.priority,
+        "materials": list(order.materials),
+        "production_site": order.production_site,
+        "error_code": order.error_code,
+        "error": order.error,
+        "reason": order.reason,
+        "request": new.request,
+        "sensitive_data": new.sealed[1] if new.sealed else None,
+        "sensitive_key_id": new.sealed[0] if new.sealed else None,
+        "purgeable_since": order.purgeable_since,
+        "sensitive_data_purged_at": order.sensitive_data_purged_at,
+        "updated_at": order.updated_at or order.start_time,
+        "version": 1,  # the ORM's version counter starts at 1
+    }
+
+
+def _audit_values(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "at": entry.at,
+        "actor_kind": entry.actor.kind.value,
+        "actor_id": entry.actor.actor_id,
+        "actor_issuer_id": entry.actor.issuer_id,
+        "action": entry.action,
+        "issuer_id": entry.issuer_id,
+        "card_id": entry.card_id,
+        "operation_id": entry.operation_id,
+        "detail": entry.detail,
+    }

@@ -1,0 +1,318 @@
+"""The bulk import path (db/bulk.py) writes exactly what the API writes, on each database.
+
+An order imported in bulk and one placed through the batch API must leave the same order row,
+journal events (sequence numbers included, for a new card and for a card with history), outbox
+deliveries and audit entries, modulo ids, times and the card's own identifiers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from joserfc.jwk import KeySet
+from sqlalchemy import Table, select
+
+from issuance.api.errors import schema_problems
+from issuance.db.bulk import SqlBulkIntake, bulk_intake_factory
+from issuance.db.models import AuditRow, DeliveryRow, EventRow, OrderRow
+from issuance.domain.audit import PLATFORM
+from issuance.platform import Platform
+from issuance.services.importing import Importer, LineReport
+from issuance.services.intake import IntakeKeys
+from issuance.services.order_files import FileFormat, records
+from issuance.services.unit_of_work import Collision
+from tests.conftest import Server
+from tests.factories import (
+    DEMO,
+    ActingIssuerClient,
+    card_data,
+    encrypt,
+    new_card_id,
+    order_body,
+)
+
+ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _importer(platform: Platform, name: str, **change: Any) -> Importer:
+    settings: dict[str, Any] = {
+        "issuer_id": DEMO,
+        "file_name": name,
+        "uow": platform.uow,
+        "keys": platform.intake_keys,
+        "clock": platform.clock,
+        "new_id": platform.new_id,
+        "actor": PLATFORM,
+        "schema_problems": lambda error: schema_problems(list(error.errors())),
+        "bulk": bulk_intake_factory(platform.engine),
+        **change,
+    }
+    return Importer(**settings)
+
+
+def _import(importer: Importer, path: Path) -> list[LineReport]:
+    reports: list[LineReport] = []
+    with path.open("rb") as stream:
+        importer.run(records(stream, FileFormat.JSONL), reports.extend)
+    return reports
+
+
+def _write(path: Path, lines: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def _item(jwks: dict[str, Any], card_id: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    secret = encrypt(data or card_data(), jwks)
+    body = order_body(secret, issuerRequestId=f"req-{new_card_id()}")
+    return {"cardId": card_id, **body}
+
+
+def _neutral(value: Any, names: dict[str, str]) -> Any:
+    """The value with the card's own identifiers named, times and secrets blanked."""
+    if isinstance(value, dict):
+        return {key: _neutral(item, names) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_neutral(item, names) for item in value]
+    if isinstance(value, datetime) or (isinstance(value, str) and ISO_TIME.match(value)):
+        return "<time>"
+    if isinstance(value, bytes):
+        return "<sealed>"
+    if isinstance(value, str) and value in names:
+        return names[value]
+    return value
+
+
+def _rows(platform: Platform, card_id: str, operation_id: str) -> dict[str, Any]:
+    """Everything the order wrote, keyed by table, ids and times left out."""
+
+    def table(model: Any) -> Table:
+        found: Table = model.__table__
+        return found
+
+    orders, events, deliveries, audit = (
+        table(m) for m in (OrderRow, EventRow, DeliveryRow, AuditRow)
+    )
+    with platform.engine.connect() as connection:
+        order = (
+            connection.execute(select(orders).where(orders.c.operation_id == operation_id))
+            .one()
+            ._asdict()
+        )
+        journal = [
+            row._asdict()
+            for row in connection.execute(
+                select(events)
+                .where(events.c.operation_id == operation_id)
+                .order_by(events.c.event_id)
+            )
+        ]
+        event_ids = [row["event_id"] for row in journal]
+        outbox = [
+            row._asdict()
+            for row in connection.execute(
+                select(deliveries)
+                .where(deliveries.c.event_id.in_(event_ids))
+                .order_by(deliveries.c.delivery_id)
+            )
+        ]
+        trail = [
+            row._asdict()
+            for row in connection.execute(
+                select(audit).where(audit.c.operation_id == operation_id).order_by(audit.c.audit_id)
+            )
+        ]
+    names = {
+        card_id: "<card>",
+        operation_id: "<operation>",
+        order["issuer_request_id"]: "<key>",
+        order["request_fingerprint"]: "<fingerprint>",
+    }
+    if order["input_file_name"]:
+        names[order["input_file_name"]] = "<file>"
+        order["input_file_name"] = None  # the API's order has none
+    for row in journal:
+        assert row["txid"] > 0 if platform.engine.dialect.name == "postgresql" else True
+        del row["event_id"], row["txid"]
+    for row in outbox:
+        assert row["event_id"] in event_ids
+        del row["delivery_id"], row["event_id"]
+    for row in trail:
+        del row["audit_id"], row["actor_kind"], row["actor_id"], row["actor_issuer_id"]
+    document = {"order": order, "events": journal, "deliveries": outbox, "audit": trail}
+    neutral: dict[str, Any] = _neutral(document, names)
+    return neutral
+
+
+def _placed(answer: httpx.Response) -> str:
+    assert answer.status_code == 202, answer.text
+    operation_id: str = answer.json()["cards"][0]["operationId"]
+    return operation_id
+
+
+def test_an_imported_order_writes_the_same_rows_as_the_batch_api(
+    server: Server, http: httpx.Client, tmp_path: Path
+) -> None:
+    platform = server.platform
+    issuer = ActingIssuerClient(http)
+    jwks = issuer.jwks
+    by_api, by_file = new_card_id(), new_card_id()
+    again_by_api, again_by_file = new_card_id(), new_card_id()
+    for card_id in (again_by_api, again_by_file):  # cards with history: sequences go on
+        _placed(issuer.order_batch([_item(jwks, card_id)]))
+        assert issuer.cancel(card_id).status_code == 200
+    api = {
+        card_id: _placed(issuer.order_batch([_item(jwks, card_id)]))
+        for card_id in (by_api, again_by_api)
+    }
+
+    path = _write(tmp_path / "cards.jsonl", [_item(jwks, c) for c in (by_file, again_by_file)])
+    reports = _import(_importer(platform, path.name), path)
+
+    assert [r.result.value for r in reports] == ["ACCEPTED", "ACCEPTED"]
+    imported = {r.card_id: str(r.operation_id) for r in reports}
+    for api_card, file_card in ((by_api, by_file), (again_by_api, again_by_file)):
+        expected = _rows(platform, api_card, api[api_card])
+        actual = _rows(platform, file_card, imported[file_card])
+        for event in actual["events"]:  # the file's name is the one thing the API has not
+            payload = event["payload"]
+            assert payload.pop("inputFileName") == payload["details"].pop("inputFileName")
+        assert actual == expected
+    again = _rows(platform, again_by_file, imported[again_by_file])
+    assert [e["sequence"] for e in again["events"]] == [3]  # placed, cancelled, placed again
+    assert again["deliveries"], "the sandbox issuer has a notification endpoint"
+
+
+def test_a_batch_is_checked_line_after_line_like_the_per_card_path(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """Within one batch: a repeated key replays, a second order of a card is in progress."""
+    jwks = platform.keys.public_jwks()
+    data = card_data()
+    first, other = _item(jwks, new_card_id(), data), _item(jwks, new_card_id())
+    retry = {**first, "encryptedData": encrypt(data, jwks)}  # same content, another JWE
+    reused = {**other, "cardId": new_card_id()}  # same key, another card
+    second = _item(jwks, first["cardId"])  # the card already has an order in progress
+    path = _write(tmp_path / "batch.jsonl", [first, retry, other, reused, second])
+
+    reports = _import(_importer(platform, path.name), path)
+
+    assert [(r.result.value, r.error_code, r.field) for r in reports] == [
+        ("ACCEPTED", None, None),
+        ("REPLAYED", None, None),
+        ("ACCEPTED", None, None),
+        ("REFUSED", "IDEMPOTENCY_KEY_REUSED", "issuerRequestId"),
+        ("REFUSED", "ORDER_IN_PROGRESS", "cardId"),
+    ]
+    assert reports[1].operation_id == reports[0].operation_id
+    with platform.engine.connect() as connection:
+        actions = connection.execute(
+            select(AuditRow.action).where(AuditRow.card_id == first["cardId"])
+        ).scalars()
+        assert list(actions) == ["order.placed", "order.replayed"]
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_re_run_replays_the_lines_already_placed_without_decrypting_them(
+    platform: Platform, tmp_path: Path, workers: int
+) -> None:
+    jwks = platform.keys.public_jwks()
+    lines = [_item(jwks, new_card_id()) for _ in range(4)]
+    path = _write(tmp_path / "run.jsonl", lines)
+    first = _import(_importer(platform, path.name), path)
+    changed = {**lines[3], "consumerId": "another-consumer"}  # same key, other request
+    path = _write(tmp_path / "run.jsonl", [*lines[:3], changed, _item(jwks, new_card_id())])
+    blind = IntakeKeys(
+        jwe=KeySet([]),
+        fingerprint=platform.intake_keys.fingerprint,
+        masters=platform.intake_keys.masters,
+    )
+
+    second = _import(_importer(platform, path.name, keys=blind, workers=workers), path)
+
+    assert [r.result.value for r in second[:3]] == ["REPLAYED"] * 3
+    assert [r.operation_id for r in second[:3]] == [r.operation_id for r in first[:3]]
+    # A changed line or a new one is decrypted (and here cannot be, without the key).
+    assert [(r.result.value, r.field) for r in second[3:]] == [
+        ("REFUSED", "encryptedData"),
+        ("REFUSED", "encryptedData"),
+    ]
+    again = _import(_importer(platform, "other-name.jsonl", keys=blind), path)
+    assert {r.result.value for r in again} == {"REFUSED"}  # another file: decrypted in full
+
+
+def test_a_bulk_batch_that_collides_is_redone_card_by_card(
+    platform: Platform, tmp_path: Path
+) -> None:
+    jwks = platform.keys.public_jwks()
+    lines = [_item(jwks, new_card_id()) for _ in range(3)]
+    path = _write(tmp_path / "three.jsonl", lines)
+    opened: list[SqlBulkIntake] = []
+
+    class Losing(SqlBulkIntake):
+        def commit(self) -> None:
+            self._session.rollback()
+            raise Collision("a concurrent writer")
+
+    def bulk() -> SqlBulkIntake:
+        unit = Losing(platform.engine) if not opened else SqlBulkIntake(platform.engine)
+        opened.append(unit)
+        return unit
+
+    reports = _import(_importer(platform, path.name, bulk=bulk), path)
+
+    assert [r.result.value for r in reports] == ["ACCEPTED"] * 3
+    with platform.engine.connect() as connection:
+        cards = connection.execute(select(OrderRow.card_id)).scalars().all()
+        sequences = connection.execute(select(EventRow.sequence)).scalars().all()
+    assert sorted(cards) == sorted(line["cardId"] for line in lines)
+    assert sequences == [1, 1, 1]
+
+
+def test_a_card_taken_since_the_lookup_makes_the_batch_collide_and_be_redone(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """The insert itself hits the one-order-in-progress constraint: card by card, then refused."""
+    jwks = platform.keys.public_jwks()
+    taken, free = _item(jwks, new_card_id()), _item(jwks, new_card_id())
+    first = _write(tmp_path / "first.jsonl", [taken])
+    _import(_importer(platform, first.name), first)
+    again = {**_item(jwks, taken["cardId"])}  # another order for the card in progress
+    path = _write(tmp_path / "second.jsonl", [free, again])
+
+    class Blind(SqlBulkIntake):
+        def active(self, issuer_id: str, card_ids: Any) -> dict[str, str]:
+            del issuer_id, card_ids
+            return {}  # as if the card's order were placed after the lookup
+
+    reports = _import(_importer(platform, path.name, bulk=lambda: Blind(platform.engine)), path)
+
+    assert [(r.result.value, r.error_code) for r in reports] == [
+        ("ACCEPTED", None),
+        ("REFUSED", "ORDER_IN_PROGRESS"),
+    ]
+    with platform.engine.connect() as connection:
+        cards = connection.execute(select(OrderRow.card_id)).scalars().all()
+    assert sorted(cards) == sorted([taken["cardId"], free["cardId"]])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_decrypting_in_worker_processes_changes_nothing_in_the_report(
+    platform: Platform, tmp_path: Path, workers: int
+) -> None:
+    jwks = platform.keys.public_jwks()
+    lines: list[Any] = [_item(jwks, new_card_id()) for _ in range(7)]
+    lines.insert(3, {"cardId": "bad card"})
+    path = _write(tmp_path / "pool.jsonl", lines)
+
+    reports = _import(_importer(platform, path.name, workers=workers, batch_size=3), path)
+
+    assert [(r.line, r.result.value) for r in reports] == [
+        (n, "REFUSED" if n == 4 else "ACCEPTED") for n in range(1, 9)
+    ]
