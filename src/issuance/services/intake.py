@@ -129,7 +129,7 @@ def to_command(
         )
     sensitive = _sensitive(fields, keys)
     request = fields.model_dump(
-        mode="json", by_alias=True, exclude_none=True, exclude={"encrypted_data"}
+        mode="json", by_alias=True, exclude_none=True, exclude={"encrypted_data", "card_id"}
     )
     plaintext = sensitive.model_dump_json(by_alias=True, exclude_none=True).encode()
     return PlaceOrder(
