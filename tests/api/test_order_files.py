@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from issuance.settings import Settings
 from tests.factories import OTHER, IssuerClient, new_card_id, order_body
@@ -20,8 +22,8 @@ UPLOAD_LIMIT = 64 * 1024  # bytes
 API_BODY_LIMIT = 2048  # bytes: far below the upload limit, as a batch order's 4 MiB is in use
 
 
-@pytest.fixture
-def settings(database_url: str, keys_dir: Path, tmp_path: Path) -> Settings:
+@pytest.fixture(name="settings")
+def upload_settings(database_url: str, keys_dir: Path, tmp_path: Path) -> Settings:
     return Settings(
         database_url=database_url,
         keys_dir=keys_dir,
@@ -251,3 +253,22 @@ def test_an_upload_may_be_larger_than_the_api_body_limit(issuer: IssuerClient) -
     answer = upload(issuer, content, "application/x-ndjson", "padded.jsonl")
     assert answer.status_code == 202, answer.text
     assert finished(issuer, answer.json()["importId"])["accepted"] == 1
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    content=st.binary(min_size=1, max_size=300)
+    | st.text(alphabet=st.sampled_from('ab,."\n\r\x00{}[]:é'), min_size=1, max_size=200).map(
+        str.encode
+    ),
+    content_type=st.sampled_from(["text/csv", "application/x-ndjson"]),
+)
+def test_no_upload_yields_a_server_error_or_a_failed_import(
+    issuer: IssuerClient, content: bytes, content_type: str
+) -> None:
+    answer = upload(issuer, content, content_type, "fuzz.txt")
+    assert answer.status_code in {202, 400}, answer.text
+    if answer.status_code == 202:
+        assert finished(issuer, answer.json()["importId"])["status"] == "DONE"

@@ -16,6 +16,7 @@ from issuance.contract.order_files import ImportStatus
 from issuance.db.models import OrderRow
 from issuance.db.order_imports import SqlOrderImports
 from issuance.domain.audit import Actor, ActorKind
+from issuance.domain.errors import InvalidRequest
 from issuance.platform import Platform
 from issuance.services.importing import Importer, LineReport, Summary
 from issuance.services.order_files import FileFormat, Record
@@ -146,3 +147,28 @@ def test_a_stopping_server_puts_its_import_back_in_the_queue(
     assert again is not None
     assert (again.status, again.accepted) == (ImportStatus.DONE, 4)
     assert [row["line"] for row in uploads.report(DEMO, job.import_id)] == [1, 2, 3, 4]
+
+
+def test_an_unreadable_csv_row_fails_the_import_with_a_code(
+    platform: Platform, uploads: Uploads
+) -> None:
+    scratch = uploads.scratch()
+    scratch.write_text("cardId,consumerId\nc1,a\nc2," + "x" * 200_000 + "\n")
+    job = uploads.accept(
+        scratch, issuer_id=DEMO, file_name="f.csv", fmt=FileFormat.CSV, actor_id="demobank01"
+    )
+    done = ImportRunner(uploads, lambda j: _importer(platform, j)).run_next()
+    assert done is not None
+    assert (done.status, done.error_code) == (ImportStatus.FAILED, "FILE_INVALID_FORMAT")
+    assert uploads.get(DEMO, job.import_id).status is ImportStatus.FAILED
+
+
+def test_a_csv_whose_header_cannot_be_read_is_refused(uploads: Uploads) -> None:
+    scratch = uploads.scratch()
+    scratch.write_text("cardId," + "x" * 200_000 + "\n")
+    with pytest.raises(InvalidRequest) as refused:
+        uploads.accept(
+            scratch, issuer_id=DEMO, file_name="f.csv", fmt=FileFormat.CSV, actor_id="demobank01"
+        )
+    assert refused.value.code == "FILE_INVALID_FORMAT"
+    assert not scratch.exists()

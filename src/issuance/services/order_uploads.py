@@ -13,6 +13,7 @@ reported; lines committed just before a crash but not yet reported come back as 
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import threading
@@ -184,6 +185,10 @@ def _check_readable(path: Path, fmt: FileFormat) -> None:
                 raise InvalidRequest(
                     str(error), field="header", code="FILE_INVALID_HEADER"
                 ) from None
+            except csv.Error as error:
+                raise InvalidRequest(
+                    f"the CSV cannot be read: {error}", field="body", code="FILE_INVALID_FORMAT"
+                ) from None
 
 
 def _report_rows(path: Path) -> Iterator[dict[str, Any]]:
@@ -220,6 +225,16 @@ class ImportRunner:
             queued = replace(stop.job, status=ImportStatus.QUEUED)
             store.progress(queued, now=clock())
             return queued
+        except csv.Error as error:  # e.g. a cell over the csv module's field size limit
+            unreadable = replace(
+                self.uploads.get(job.issuer_id, job.import_id),
+                status=ImportStatus.FAILED,
+                finished_at=clock(),
+                error_code="FILE_INVALID_FORMAT",
+                error=f"the CSV cannot be read past the last reported line: {error}"[:255],
+            )
+            store.progress(unreadable, now=clock())
+            return unreadable
         except Exception:
             log.exception("order file import failed", import_id=job.import_id)
             failed = replace(
