@@ -3,6 +3,7 @@ and per request, chunked transactions."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -185,3 +186,27 @@ def test_a_batch_of_1000_cards(issuer: IssuerClient) -> None:
     lines = answer.json()["cards"]
     assert sum(1 for line in lines if line.get("operationId")) == 1000
     assert len({line["operationId"] for line in lines}) == 1000
+
+
+@pytest.mark.parametrize("keyed", [True, False])
+def test_identical_batches_racing_order_each_card_once(issuer: IssuerClient, keyed: bool) -> None:
+    cards = [_item(issuer) if keyed else _item(issuer, issuerRequestId=None) for _ in range(6)]
+    path = f"/banking/v1/issuers/{issuer.issuer_id}/physicalCards/operations:production"
+
+    def send(_: int) -> httpx.Response:
+        with httpx.Client(base_url=str(issuer.http.base_url), timeout=120) as own:
+            return own.post(path, json={"cards": cards}, headers=issuer.headers)
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(send, range(4)))
+
+    assert [answer.status_code for answer in answers] == [202] * 4, [a.text for a in answers]
+    for index, card in enumerate(cards):
+        operations = _operations(issuer, card["cardId"])
+        assert len(operations) == 1
+        for answer in answers:
+            line = answer.json()["cards"][index]
+            assert line.get("operationId") == operations[0]["operationId"] or line["errorCode"] in {
+                "ORDER_IN_PROGRESS",
+                "CONCURRENT_REQUEST",
+            }, line
