@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from issuance.settings import Settings
-from tests.factories import OTHER, IssuerClient, new_card_id, order_body
+from tests.factories import OTHER, IssuerClient, luhn_pan, new_card_id, order_body
 
 UPLOAD_LIMIT = 64 * 1024  # bytes
 API_BODY_LIMIT = 2048  # bytes: far below the upload limit, as a batch order's 4 MiB is in use
@@ -272,3 +272,18 @@ def test_no_upload_yields_a_server_error_or_a_failed_import(
     assert answer.status_code in {202, 400}, answer.text
     if answer.status_code == 202:
         assert finished(issuer, answer.json()["importId"])["status"] == "DONE"
+
+
+def test_card_data_in_clear_is_refused_and_kept_nowhere(
+    issuer: IssuerClient, settings: Settings
+) -> None:
+    pan = luhn_pan("45399100")
+    item = {**_item(issuer), "pan": pan}
+    import_id = upload(issuer, _csv([item]), "text/csv", "clear.csv").json()["importId"]
+    assert finished(issuer, import_id)["refused"] == 1
+
+    rows = report(issuer, import_id)
+    assert (rows[0]["errorCode"], rows[0]["field"]) == ("SENSITIVE_DATA_NOT_ENCRYPTED", "pan")
+    kept = [path.read_bytes() for path in settings.order_files_directory.iterdir()]
+    assert kept  # the report
+    assert all(pan.encode() not in content for content in kept)

@@ -103,6 +103,7 @@ def test_an_import_killed_mid_way_resumes_without_ordering_twice(
     assert (done.status, done.lines, done.accepted, done.replayed) == (ImportStatus.DONE, 5, 5, 0)
     rows = list(uploads.report(DEMO, job.import_id))
     assert [row["line"] for row in rows] == [1, 2, 3, 4, 5]
+    assert not uploads.file_of(job).exists()  # the file is gone once imported, its report stays
     with platform.engine.connect() as connection:
         orders = connection.scalar(
             select(func.count()).where(OrderRow.card_id.in_([c["cardId"] for c in cards]))
@@ -161,6 +162,7 @@ def test_an_unreadable_csv_row_fails_the_import_with_a_code(
     assert done is not None
     assert (done.status, done.error_code) == (ImportStatus.FAILED, "FILE_INVALID_FORMAT")
     assert uploads.get(DEMO, job.import_id).status is ImportStatus.FAILED
+    assert not uploads.file_of(job).exists()
 
 
 def test_a_csv_whose_header_cannot_be_read_is_refused(uploads: Uploads) -> None:

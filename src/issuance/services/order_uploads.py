@@ -5,6 +5,9 @@ QUEUED import job before the answer is sent, so a restart never loses it. An `Im
 claims jobs one at a time (a job RUNNING without a heartbeat for `STALE_AFTER` is a crashed
 run and is claimed again) and feeds the file to the same `Importer` as `issuance orders import`.
 
+The uploaded file is deleted once its import has ended: lines carrying card data in clear are
+refused one by one, but the file holding them must not outlive the import.
+
 The per-line report is appended to `<importId>.report.jsonl` after each committed batch, so it
 holds exactly the lines whose outcome is durable. A resumed run skips the lines already
 reported; lines committed just before a crash but not yet reported come back as REPLAYED (their
@@ -234,6 +237,7 @@ class ImportRunner:
                 error=f"the CSV cannot be read past the last reported line: {error}"[:255],
             )
             store.progress(unreadable, now=clock())
+            self.uploads.file_of(job).unlink(missing_ok=True)
             return unreadable
         except Exception:
             log.exception("order file import failed", import_id=job.import_id)
@@ -245,6 +249,7 @@ class ImportRunner:
                 error="the import stopped on an unexpected error; upload the file again",
             )
             store.progress(failed, now=clock())
+            self.uploads.file_of(job).unlink(missing_ok=True)
             return failed
 
     def _run(self, job: ImportJob) -> ImportJob:
@@ -279,6 +284,7 @@ class ImportRunner:
             finished_at=self.uploads.clock(),
         )
         self.uploads.store.progress(finished, now=self.uploads.clock())
+        self.uploads.file_of(job).unlink()  # only the report stays (it holds no order value)
         return finished
 
 
