@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
@@ -174,3 +176,15 @@ def test_a_csv_whose_header_cannot_be_read_is_refused(uploads: Uploads) -> None:
         )
     assert refused.value.code == "FILE_INVALID_FORMAT"
     assert not scratch.exists()
+
+
+def test_abandoned_partial_uploads_are_swept(uploads: Uploads) -> None:
+    old, fresh = uploads.scratch(), uploads.scratch()
+    old.write_bytes(b"half a file")
+    fresh.write_bytes(b"being received")
+    an_hour_ago = time.time() - 3601
+    os.utime(old, (an_hour_ago, an_hour_ago))
+
+    assert uploads.sweep() == 1
+    assert not old.exists()
+    assert fresh.exists()

@@ -20,6 +20,7 @@ import csv
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -35,6 +36,7 @@ from issuance.services.order_files import BadHeader, FileFormat, Progress, Recor
 from issuance.services.ordering import Clock
 
 log = structlog.get_logger("issuance.imports")
+ABANDONED_AFTER = timedelta(hours=1)  # a partial upload untouched this long is deleted
 STALE_AFTER = timedelta(seconds=120)  # a run whose heartbeat is older than this has died
 BATCH_SIZE = 500  # orders per commit (and heartbeat): well inside STALE_AFTER on a busy machine
 POLL_SECONDS = 1.0  # between two looks for queued imports, when not woken by an upload
@@ -134,6 +136,16 @@ class Uploads:
         """A fresh path for an upload being received (renamed once accepted)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         return self.directory / f".upload-{self.new_id()}.part"
+
+    def sweep(self, *, older_than: timedelta = ABANDONED_AFTER) -> int:
+        """Delete uploads cut off mid-way (a dropped connection, a killed server); how many."""
+        if not self.directory.exists():
+            return 0
+        cutoff = time.time() - older_than.total_seconds()
+        abandoned = [p for p in self.directory.glob(".upload-*.part") if p.stat().st_mtime < cutoff]
+        for path in abandoned:
+            path.unlink(missing_ok=True)
+        return len(abandoned)
 
     def accept(
         self, received: Path, *, issuer_id: str, file_name: str, fmt: FileFormat, actor_id: str
@@ -385,6 +397,10 @@ class ImportThread:
         self.thread.join(timeout=30)
 
     def _run(self) -> None:
+        try:
+            self.runner.uploads.sweep()
+        except OSError:
+            log.exception("could not sweep abandoned uploads")
         while not self.stopping.is_set():
             try:
                 ran = self.runner.run_next()
