@@ -20,9 +20,10 @@ from issuance.db.order_imports import SqlOrderImports
 from issuance.domain.audit import Actor, ActorKind
 from issuance.domain.errors import InvalidRequest
 from issuance.platform import Platform
+from issuance.services.import_runs import ImportRunner
 from issuance.services.importing import Importer, LineReport, Summary
 from issuance.services.order_files import FileFormat, Record
-from issuance.services.order_uploads import ImportJob, ImportRunner, Uploads
+from issuance.services.order_uploads import ImportJob, Uploads
 from tests.factories import DEMO, card_data, encrypt, new_card_id, order_body
 
 

@@ -30,7 +30,7 @@ from issuance.api.routes.metrics import router as metrics_router
 from issuance.contract.orders import CardsOrderRequest
 from issuance.delivery.worker import DeliveryThread
 from issuance.platform import Platform
-from issuance.services.order_uploads import ImportThread
+from issuance.services.import_runs import ImportThread
 from issuance.settings import Settings
 from issuance.simulation import SimulatorThread
 

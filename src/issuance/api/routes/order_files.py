@@ -27,16 +27,10 @@ from issuance.db.order_imports import SqlOrderImports
 from issuance.domain.audit import Actor, ActorKind
 from issuance.domain.errors import InvalidRequest, Problem
 from issuance.platform import Platform
+from issuance.services.import_runs import BATCH_SIZE, ImportRunner, ImportThread
 from issuance.services.importing import Importer
 from issuance.services.order_files import FileFormat
-from issuance.services.order_uploads import (
-    BATCH_SIZE,
-    REPORT_FIELDS,
-    ImportJob,
-    ImportRunner,
-    ImportThread,
-    Uploads,
-)
+from issuance.services.order_uploads import REPORT_FIELDS, ImportJob, Uploads
 
 PREFIX = "/banking/v1/issuers/{issuerId}/orderFiles"
 STREAMED_PATHS = re.compile(r"/banking/v1/issuers/[^/]+/orderFiles")  # POST bodies not buffered
