@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     master_key: SecretStr | None = None
     sensitive_retention_hours: float = Field(default=0.0, ge=0)
     log_bodies: bool | None = None  # redacted request/response bodies; None: in sandbox
+    # Uploaded order files (POST …/orderFiles) and their reports; None: beside keys_dir
+    # (`var/order-files`). An upload is streamed to disk; above the limit it is refused (413).
+    order_files_dir: Path | None = None
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)  # bytes
+    imports_in_server: bool = True  # run uploaded imports in a thread of `serve`
     # Behind a proxy that terminates mTLS: the header carrying the SHA-256 (hex) of the verified
     # client certificate. Only set it if the proxy always overwrites that header.
     client_certificate_header: str | None = None
@@ -57,6 +62,10 @@ class Settings(BaseSettings):
     @property
     def delivery_in_server(self) -> bool:
         return self.sandbox if self.deliver_in_server is None else self.deliver_in_server
+
+    @property
+    def order_files_directory(self) -> Path:
+        return self.order_files_dir or self.keys_dir.parent / "order-files"
 
     @property
     def body_logging(self) -> bool:

@@ -60,3 +60,20 @@ def test_no_example_or_description_carries_card_data(http: httpx.Client) -> None
 
     assert [c for c in candidates if luhn_ok(c)] == []
     assert not re.search(r'(?i)"(cvv\d?|csc|pvv|track[123])"\s*:\s*"', text)
+
+
+def test_openapi_describes_the_order_file_extension(http: httpx.Client) -> None:
+    document = http.get("/openapi.json").json()
+    prefix = "/banking/v1/issuers/{issuerId}/orderFiles"
+    upload = document["paths"][prefix]["post"]
+    assert {"202", "400", "401", "403", "413"} <= set(upload["responses"])
+    assert {"text/csv", "application/x-ndjson"} <= set(upload["requestBody"]["content"])
+    assert "fileName" in {p["name"] for p in upload["parameters"]}
+    status = document["paths"][prefix + "/{importId}"]["get"]
+    assert {"200", "403", "404"} <= set(status["responses"])
+    report = document["paths"][prefix + "/{importId}/report"]["get"]
+    assert {"application/x-ndjson", "text/csv"} <= set(report["responses"]["200"]["content"])
+    schemas = document["components"]["schemas"]
+    assert {"importId", "status", "accepted", "replayed", "refused", "progress"} <= set(
+        schemas["OrderFileImport"]["properties"]
+    )

@@ -22,6 +22,7 @@ from issuance.api.routes import (
     issuer_actions,
     oauth,
     operator,
+    order_files,
     production,
     sandbox,
     status,
@@ -31,6 +32,7 @@ from issuance.api.routes.metrics import router as metrics_router
 from issuance.contract.orders import CardsOrderRequest
 from issuance.delivery.worker import DeliveryThread
 from issuance.platform import Platform
+from issuance.services.import_runs import ImportThread
 from issuance.settings import Settings
 from issuance.simulation import SimulatorThread
 
@@ -49,11 +51,14 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        threads: list[SimulatorThread | DeliveryThread] = []
+        threads: list[SimulatorThread | DeliveryThread | ImportThread] = []
         if settings.simulator_enabled:
             threads.append(SimulatorThread(app.state.platform))
         if settings.delivery_in_server:
             threads.append(DeliveryThread(app.state.platform))
+        if settings.imports_in_server:
+            app.state.import_thread = order_files.import_thread(app.state.platform)
+            threads.append(app.state.import_thread)
         for thread in threads:
             thread.start()
         yield
@@ -68,6 +73,7 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
     routers = (
         oauth.router,
         production.router,
+        order_files.router,
         status.router,
         feed.router,
         issuer_actions.router,
@@ -85,7 +91,10 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         app.include_router(router)
     install_console(app)
     app.add_middleware(
-        RequestContext, max_body_bytes=settings.max_body_bytes, log_bodies=settings.body_logging
+        RequestContext,
+        max_body_bytes=settings.max_body_bytes,
+        log_bodies=settings.body_logging,
+        streamed=order_files.STREAMED_PATHS,
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

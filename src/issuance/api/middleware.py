@@ -58,10 +58,18 @@ class RequestContext:
     Bodies are logged only with `log_bodies`, and only through the redaction processor.
     """
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, log_bodies: bool = False) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        log_bodies: bool = False,
+        streamed: re.Pattern[str] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.log_bodies = log_bodies
+        self.streamed = streamed  # paths whose bodies the route streams (and limits) itself
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,6 +85,9 @@ class RequestContext:
                 "field": "x-correlation-id",
             }
             await _reply(send, 400, refusal, uuid.uuid4().hex)
+            return
+        if self.streamed is not None and self.streamed.fullmatch(scope["path"]):
+            await self._pass_through(scope, receive, send, correlation_id)
             return
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
@@ -112,6 +123,27 @@ class RequestContext:
                 await self.app(scope, replay_receive, tagged_send)
             finally:
                 self._log(scope, headers, body, response, started)
+
+    async def _pass_through(
+        self, scope: Scope, receive: Receive, send: Send, correlation_id: str
+    ) -> None:
+        """Correlation id and access log, but the body is left for the route to stream."""
+        started, response = time.perf_counter(), Response()
+
+        async def tagged_send(message: Message) -> None:
+            response.observe(message, keep_body=False)
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-correlation-id", correlation_id.encode()),
+                ]
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
+            try:
+                await self.app(scope, receive, tagged_send)
+            finally:
+                self._log(scope, {}, b"", response, started)
 
     def _log(
         self,

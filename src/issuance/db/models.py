@@ -375,3 +375,41 @@ class BureauEventRow(Base):
     occurred_at: Mapped[datetime]
     recorded_at: Mapped[datetime]
     report: Mapped[str | None] = mapped_column(String(255))  # the report's file name
+
+
+class BatchReplyRow(Base):
+    """The answer of a batch order that created orders, kept so that a retry of the whole
+    request is answered the same (services/batch_ordering.py)."""
+
+    __tablename__ = "batch_replies"
+
+    issuer_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    request_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lines: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+
+class OrderImportRow(Base):
+    """An uploaded order file and its import's progress (services/order_uploads.py)."""
+
+    __tablename__ = "order_imports"
+    __table_args__ = (Index("ix_order_imports_status", "status", "created_at"),)
+
+    import_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    issuer_id: Mapped[str] = mapped_column(String(10), index=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    file_format: Mapped[str] = mapped_column(String(8))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    actor_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    lines: Mapped[int] = mapped_column(Integer)
+    accepted: Mapped[int] = mapped_column(Integer)
+    replayed: Mapped[int] = mapped_column(Integer)
+    refused: Mapped[int] = mapped_column(Integer)
+    bytes_read: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(String(255))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from sqlalchemy import Engine, func, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,6 +27,21 @@ from issuance.domain.audit import PLATFORM, AuditAction, AuditEntry
 from issuance.domain.orders import Order
 from issuance.domain.retention import Retention
 from issuance.services.unit_of_work import Collision
+
+
+class _Session(Session):
+    """A session whose flushes report a unique-key race as `Collision`, the automatic ones too.
+
+    A unit of work staging several orders (a batch, a file import) flushes each one when it reads
+    before staging the next; on PostgreSQL that flush, not the commit, is where an order meets a
+    concurrent transaction's committed key. Callers already redo a collided transaction.
+    """
+
+    def flush(self, objects: Sequence[Any] | None = None) -> None:
+        try:
+            super().flush(objects)
+        except IntegrityError as error:
+            raise Collision(str(error.orig)) from None
 
 
 class SqlUnitOfWork:
@@ -79,6 +94,9 @@ class SqlUnitOfWork:
         except IntegrityError as error:
             self.session.rollback()
             raise Collision(str(error.orig)) from None
+        except Collision:
+            self.session.rollback()
+            raise
         except StaleDataError:
             self.session.rollback()
             raise Collision("the order was changed by another transaction") from None
@@ -163,5 +181,5 @@ class SqlUnitOfWork:
 def unit_of_work_factory(
     engine: Engine, *, read_only: bool = False, retention: Retention | None = None
 ) -> Callable[[], SqlUnitOfWork]:
-    sessions = sessionmaker(engine, expire_on_commit=False)
+    sessions = sessionmaker(engine, class_=_Session, expire_on_commit=False)
     return lambda: SqlUnitOfWork(sessions, read_only=read_only, retention=retention)

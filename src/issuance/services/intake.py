@@ -11,19 +11,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from joserfc.jwk import KeySet
 from pydantic import ValidationError
 
-from issuance.contract.orders import CardOrderFields, DistributionChannel
+from issuance.contract.orders import CardItem, CardOrderFields, DistributionChannel
 from issuance.contract.sensitive import SensitiveCardData
-from issuance.domain.errors import InvalidRequest, Problem
+from issuance.domain.errors import DomainError, InvalidRequest, Problem
 from issuance.domain.programs import ShipmentType
 from issuance.domain.validation import OrderSpec
 from issuance.security.envelope import MasterKeys, seal_envelope
 from issuance.security.field_encryption import decrypt_fields
+from issuance.services.batch_ordering import Item
 from issuance.services.ordering import PlaceOrder
 
 
@@ -127,7 +129,7 @@ def to_command(
         )
     sensitive = _sensitive(fields, keys)
     request = fields.model_dump(
-        mode="json", by_alias=True, exclude_none=True, exclude={"encrypted_data"}
+        mode="json", by_alias=True, exclude_none=True, exclude={"encrypted_data", "card_id"}
     )
     plaintext = sensitive.model_dump_json(by_alias=True, exclude_none=True).encode()
     return PlaceOrder(
@@ -146,3 +148,23 @@ def to_command(
         ),
         input_file_name=input_file_name,
     )
+
+
+def to_item(
+    raw: Any,
+    *,
+    issuer_id: str,
+    keys: IntakeKeys,
+    schema_problems: Callable[[ValidationError], list[Problem]],
+) -> Item:
+    """One card of a batch: its command, or every problem that refuses it before placing."""
+    card_id = raw.get("cardId") if isinstance(raw, dict) else None
+    shown = card_id if isinstance(card_id, str) else ""
+    try:
+        card = CardItem.model_validate(raw)
+        command = to_command(card, issuer_id=issuer_id, card_id=card.card_id, keys=keys)
+    except ValidationError as error:
+        return Item(shown, None, tuple(schema_problems(error)), raw)
+    except DomainError as error:
+        return Item(shown, None, error.all_problems, raw)
+    return Item(shown, command)

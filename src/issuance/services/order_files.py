@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -55,10 +56,16 @@ def records(
     yield from (_jsonl(lines) if fmt is FileFormat.JSONL else _csv(lines))
 
 
+_LONE_CR = re.compile(r"(?<=\r)(?!\n)")  # after a CR that no LF follows
+
+
 def _text_lines(stream: IO[bytes], progress: Progress) -> Iterator[str]:
+    """Lines ending in LF, CRLF or a lone CR (old spreadsheet exports): the csv module refuses
+    a CR inside what it is given as one line."""
     for raw in stream:
         progress.bytes_read += len(raw)
-        yield raw.decode("utf-8", errors="replace")
+        text = raw.decode("utf-8", errors="replace")
+        yield from (_LONE_CR.split(text) if "\r" in text else (text,))
 
 
 def _jsonl(lines: Iterator[str]) -> Iterator[Record]:

@@ -12,17 +12,22 @@ from issuance.api.deps import CardIdPath, CurrentIssuer, PlatformDep, actor_of
 from issuance.api.errors import error_body, schema_problems
 from issuance.contract.operations import ErrorBody
 from issuance.contract.orders import (
-    CardItem,
+    MAX_CARDS_PER_BATCH,
     CardOrderRequest,
-    CardResult,
     CardsOrderResponse,
     OperationAccepted,
 )
-from issuance.domain.errors import DomainError, InvalidRequest
+from issuance.db.batch_replies import SqlBatchReplies
+from issuance.domain.errors import DomainError, InvalidRequest, Problem
 from issuance.platform import Platform
-from issuance.security.tokens import Principal
 from issuance.services import ordering
-from issuance.services.intake import to_command
+from issuance.services.batch_ordering import (
+    BatchOrdering,
+    Item,
+    refuse_duplicates,
+    refused_line,
+)
+from issuance.services.intake import to_command, to_item
 
 router = APIRouter(
     prefix="/banking/v1/issuers/{issuerId}/physicalCards", tags=["Physical card order"]
@@ -102,13 +107,35 @@ def order_cards(
     body: Annotated[Any, Body(include_in_schema=False)],
     dry_run: DryRun = False,
 ) -> JSONResponse:
-    """Order a batch. Each card is validated and placed on its own; the answer has one line per card."""
-    cards = _cards(body)
-    results = [
-        _order_one(index, item, issuer, platform, dry_run) for index, item in enumerate(cards)
+    """Order a batch: one line per card, in request order; one bad card refuses only itself.
+
+    Idempotent per card (`issuerRequestId`) and per request: the same request again answers the
+    same lines (`replayed: true`, header `Idempotent-Replayed: true`) and creates nothing.
+    """
+    items = [
+        to_item(
+            raw, issuer_id=issuer.issuer_id, keys=platform.intake_keys, schema_problems=_problems
+        )
+        for raw in _cards(body)
     ]
-    answer = CardsOrderResponse(cards=results).model_dump(by_alias=True, exclude_none=True)
-    return JSONResponse(answer, status_code=200 if dry_run else 202)
+    if dry_run:
+        checked = enumerate(refuse_duplicates(items))
+        lines = [_dry_run_line(index, item, platform) for index, item in checked]
+        return JSONResponse({"cards": lines}, status_code=200)
+    answer = BatchOrdering(
+        uow=platform.uow,
+        replies=SqlBatchReplies(platform.engine),
+        clock=platform.clock,
+        new_id=platform.new_id,
+        actor=actor_of(issuer),
+        digest_key=platform.intake_keys.fingerprint,
+    ).order(issuer.issuer_id, items)
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
+    return JSONResponse({"cards": answer.lines}, status_code=202, headers=headers)
+
+
+def _problems(error: ValidationError) -> list[Problem]:
+    return schema_problems([dict(e) for e in error.errors(include_input=False)])
 
 
 def _cards(body: Any) -> list[Any]:
@@ -124,53 +151,26 @@ def _cards(body: Any) -> list[Any]:
             "is not a field of this request", field=unknown[0], code="FIELD_UNKNOWN"
         )
     cards = body.get("cards")
-    if not isinstance(cards, list) or not 1 <= len(cards) <= 1000:
+    if not isinstance(cards, list) or not cards:
         raise InvalidRequest(
             "must be an array of 1 to 1000 cards", field="cards", code="FIELD_INVALID_FORMAT"
+        )
+    if len(cards) > MAX_CARDS_PER_BATCH:
+        raise InvalidRequest(
+            f"has {len(cards)} cards; at most {MAX_CARDS_PER_BATCH} per request",
+            field="cards",
+            code="FIELD_TOO_MANY_ITEMS",
         )
     return cards
 
 
-def _order_one(
-    index: int, item: Any, issuer: Principal, platform: Platform, dry_run: bool
-) -> CardResult:
-    card_id = item.get("cardId") if isinstance(item, dict) else None
-    shown_id = card_id if isinstance(card_id, str) else ""
+def _dry_run_line(index: int, item: Item, platform: Platform) -> dict[str, Any]:
+    if item.command is None:
+        return refused_line(index, item.card_id, item.problems)
     try:
-        card = CardItem.model_validate(item)
-        command = to_command(
-            card, issuer_id=issuer.issuer_id, card_id=card.card_id, keys=platform.intake_keys
-        )
-        if dry_run:
-            problems = ordering.dry_run(command, uow=platform.reader())
-            if problems:
-                raise InvalidRequest.from_problems(problems)
-            return CardResult(card_id=shown_id)
-        placement = ordering.place_order(
-            command,
-            uow=platform.uow(),
-            clock=platform.clock,
-            new_id=platform.new_id,
-            actor=actor_of(issuer),
-        )
-    except ValidationError as error:
-        return _refused(
-            index,
-            shown_id,
-            error_body(schema_problems([dict(e) for e in error.errors(include_input=False)])),
-        )
+        problems = ordering.dry_run(item.command, uow=platform.reader())
     except DomainError as error:
-        return _refused(index, shown_id, error_body(error.all_problems))
-    return CardResult(
-        card_id=shown_id, operation_id=placement.operation_id, replayed=placement.replayed or None
-    )
-
-
-def _refused(index: int, card_id: str, body: dict[str, Any]) -> CardResult:
-    field = body.get("field")
-    return CardResult(
-        card_id=card_id,
-        error_code=body["errorCode"],
-        error=f"cards[{index}].{body['error']}" if field else body["error"],
-        field=f"cards[{index}].{field}" if field else f"cards[{index}]",
-    )
+        problems = list(error.all_problems)
+    if problems:
+        return refused_line(index, item.card_id, problems)
+    return {"cardId": item.card_id}
