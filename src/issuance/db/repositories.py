@@ -193,18 +193,12 @@ class SqlOrderRepository:
         self, issuer_id: str, issuer_request_id: str
     ) -> tuple[Order, str] | None:
         row = self.session.scalar(
-            select(OrderRow).where(
-                OrderRow.issuer_id == issuer_id, OrderRow.issuer_request_id == issuer_request_id
-            )
+            _BY_REQUEST_ID, {"issuer_id": issuer_id, "issuer_request_id": issuer_request_id}
         )
         return None if row is None else (self.track(row), row.request_fingerprint)
 
     def active_for_card(self, issuer_id: str, card_id: str) -> Order | None:
-        row = self.session.scalar(
-            select(OrderRow).where(
-                OrderRow.issuer_id == issuer_id, OrderRow.active_card_id == card_id
-            )
-        )
+        row = self.session.scalar(_ACTIVE_FOR_CARD, {"issuer_id": issuer_id, "card_id": card_id})
         return None if row is None else self.track(row)
 
     def request_of(self, operation_id: str) -> dict[str, Any]:
@@ -282,3 +276,13 @@ def _card_operations() -> Select[*tuple[Any, ...]]:
 
 
 _CARD_OPERATIONS = _card_operations()
+
+# Every order placed looks both up (idempotency, one order in progress per card): built once.
+_BY_REQUEST_ID = select(OrderRow).where(
+    OrderRow.issuer_id == bindparam("issuer_id", type_=String),
+    OrderRow.issuer_request_id == bindparam("issuer_request_id", type_=String),
+)
+_ACTIVE_FOR_CARD = select(OrderRow).where(
+    OrderRow.issuer_id == bindparam("issuer_id", type_=String),
+    OrderRow.active_card_id == bindparam("card_id", type_=String),
+)
