@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import BigInteger, Engine, String, bindparam, func, literal
+from sqlalchemy import BigInteger, Engine, String, bindparam, func, insert, literal
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -64,7 +64,7 @@ class SqlUnitOfWork:
     def _open(self) -> Self:
         self.session = self._session_factory()
         if self.read_only:
-            self.session.connection(execution_options={SQLITE_BEGIN: "DEFERRED"})
+            self.session.connection(execution_options=_READ_ONLY[self._dialect()])
         self.orders = SqlOrderRepository(self.session, retention=self.retention)
         self.config = SqlConfigRepository(self.session)
         self.stock = SqlStockRepository(self.session)
@@ -84,6 +84,10 @@ class SqlUnitOfWork:
         finally:
             if self._writer_lock is not None:
                 self._writer_lock.release()
+
+    def _dialect(self) -> str:
+        bind = self.session.get_bind()
+        return "postgresql" if bind.dialect.name == "postgresql" else "sqlite"
 
     def commit(self) -> None:
         if self.read_only:
@@ -133,30 +137,36 @@ class SqlUnitOfWork:
         if not order.events:
             return
         last, txid = self._advance_sequence(order.issuer_id, order.card_id, len(order.events))
+        connection = self.session.connection()  # Core: the ORM adds ~0.5 ms a row here
         for sequence, event in enumerate(order.events, start=last - len(order.events) + 1):
-            operation = {**event.operation, "sequence": sequence}
-            row = EventRow(
-                issuer_id=order.issuer_id,
-                card_id=order.card_id,
-                operation_id=order.operation_id,
-                sequence=sequence,
-                event_type=event.kind.value,
-                payload=operation,
-                occurred_at=event.occurred_at,
-                recorded_at=now,
-                txid=txid,
-            )
-            self.session.add(row)
-            for endpoint_id in endpoints:
-                self.session.add(
-                    DeliveryRow(
-                        event=row,
-                        issuer_id=order.issuer_id,
-                        endpoint_id=endpoint_id,
-                        card_id=order.card_id,
-                        status=DeliveryStatus.PENDING,
-                        next_attempt_at=now,
-                    )
+            event_id = connection.execute(
+                _INSERT_EVENT,
+                {
+                    "issuer_id": order.issuer_id,
+                    "card_id": order.card_id,
+                    "operation_id": order.operation_id,
+                    "sequence": sequence,
+                    "event_type": event.kind.value,
+                    "payload": {**event.operation, "sequence": sequence},
+                    "occurred_at": event.occurred_at,
+                    "recorded_at": now,
+                    "txid": txid,
+                },
+            ).scalar_one()
+            if endpoints:
+                connection.execute(
+                    insert(DeliveryRow),
+                    [
+                        {
+                            "event_id": event_id,
+                            "issuer_id": order.issuer_id,
+                            "endpoint_id": endpoint_id,
+                            "card_id": order.card_id,
+                            "status": DeliveryStatus.PENDING,
+                            "next_attempt_at": now,
+                        }
+                        for endpoint_id in endpoints
+                    ],
                 )
         order.events.clear()
 
@@ -173,6 +183,14 @@ class SqlUnitOfWork:
         return int(last), int(last_txid)
 
 
+# How a read-only unit of work reads. SQLite: a DEFERRED transaction (a snapshot, and no wait
+# for writers). PostgreSQL: autocommit, each statement its own snapshot as in the default READ
+# COMMITTED transaction, without the BEGIN and ROLLBACK round trips (a status read: 2 of 4).
+_READ_ONLY: dict[str, dict[str, Any]] = {
+    "sqlite": {SQLITE_BEGIN: "DEFERRED"},
+    "postgresql": {"isolation_level": "AUTOCOMMIT"},
+}
+_INSERT_EVENT = insert(EventRow).returning(EventRow.event_id)
 _ADVANCE: dict[str, Any] = {}  # dialect name → the statement (built once per process)
 
 
