@@ -39,19 +39,27 @@ test: check
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 ## bench: delivery throughput and lag next to the raw POST ceiling (SQLite, then PostgreSQL at
-## ISSUANCE_BENCH_DATABASE_URL); writes bench/results/*.json and bench/RESULTS.md
+## ISSUANCE_BENCH_DATABASE_URL); order intake (SQLite; PostgreSQL with 1 and 2 API processes)
+## and status with a million orders (SQLite, PostgreSQL), each next to its bare-endpoint ceiling
+## measured in the same run; writes bench/results/*.json and bench/RESULTS.md. About 25 minutes:
+## delivery ~8, intake ~1 each, status ~4 (SQLite) and ~5 (PostgreSQL).
 BENCH_PG ?= $${ISSUANCE_BENCH_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/bench_delivery}
 BENCH_PG_INTAKE ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_intake
+BENCH_PG_STATUS ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_status
 bench: $(STAMP)
 	for run in "sqlite 1 1" "sqlite 2 1" "sqlite 1 10" "postgresql 1 1" "postgresql 2 1" "postgresql 1 10"; do \
 		set -- $$run; url=""; [ $$1 = postgresql ] && url="--database-url $(BENCH_PG)"; \
 		$(BIN)/python bench/delivery.py --workers $$2 --per-call $$3 $$url \
 			--json bench/results/delivery-$$1-w$$2-k$$3.json || exit 1; \
 	done
-	$(BIN)/python bench/intake.py --json bench/results/intake-sqlite.json
-	$(BIN)/python bench/intake.py --database-url $(BENCH_PG_INTAKE) \
-		--json bench/results/intake-postgresql.json
+	$(BIN)/python bench/intake.py --json bench/results/intake-sqlite-p1.json
+	for processes in 1 2; do \
+		$(BIN)/python bench/intake.py --database-url $(BENCH_PG_INTAKE) --api-processes $$processes \
+			--json bench/results/intake-postgresql-p$$processes.json || exit 1; \
+	done
 	$(BIN)/python bench/status.py --json bench/results/status-sqlite.json
+	$(BIN)/python bench/status.py --database-url $(BENCH_PG_STATUS) \
+		--json bench/results/status-postgresql.json
 	$(BIN)/python bench/report.py
 
 ## fmt: apply the formatter and the safe lint fixes
