@@ -16,7 +16,7 @@ from issuance.contract.common import CARD_ID_PATTERN, ISSUER_ID_PATTERN
 from issuance.domain.audit import Actor, ActorKind
 from issuance.domain.errors import Forbidden, Unauthenticated
 from issuance.platform import Platform
-from issuance.security.tokens import Principal, verify_token
+from issuance.security.tokens import Principal, VerifiedTokens
 
 
 async def get_platform(request: Request) -> Platform:
@@ -46,6 +46,7 @@ _bearer = HTTPBearer(
 
 
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+_tokens = VerifiedTokens()  # per process; keyed by the signing key, so shared safely
 
 
 async def any_caller(platform: PlatformDep, credentials: BearerCredentials) -> Principal:
@@ -54,7 +55,7 @@ async def any_caller(platform: PlatformDep, credentials: BearerCredentials) -> P
         raise Unauthenticated(
             "a bearer access token is required", field="Authorization", code="UNAUTHORIZED"
         )
-    return verify_token(
+    return _tokens.verify(
         credentials.credentials,
         key=platform.keys.token_key,
         issuer=platform.settings.token_issuer,
