@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from sqlalchemy import Text, cast, select, update
+from sqlalchemy import String, Text, bindparam, cast, select, update
 from sqlalchemy.orm import Session
 
 from issuance.db.models import (
@@ -31,6 +31,15 @@ def _client(row: ApiClientRow) -> ClientRecord:
         list(row.public_keys.get("keys", [])),
         certificate_fingerprint=row.certificate_fingerprint,
     )
+
+
+# Looked up by every order placed: built once (building a statement costs more than running it).
+_ISSUER_STAMP = select(IssuerRow.config_version, IssuerRow.loaded_at).where(
+    IssuerRow.issuer_id == bindparam("issuer_id", type_=String)
+)
+_CENTRE_DOCUMENT = select(cast(PersonalizationCentreRow.config, Text)).where(
+    PersonalizationCentreRow.centre_id == bindparam("centre_id", type_=String)
+)
 
 
 class SqlStockRepository:
@@ -100,11 +109,7 @@ class SqlConfigRepository:
         return self._seen[issuer_id]
 
     def _issuer(self, issuer_id: str) -> IssuerConfig | None:
-        stamp = self.session.execute(
-            select(IssuerRow.config_version, IssuerRow.loaded_at).where(
-                IssuerRow.issuer_id == issuer_id
-            )
-        ).first()
+        stamp = self.session.execute(_ISSUER_STAMP, {"issuer_id": issuer_id}).first()
         if stamp is None:
             return None
         key = (issuer_id, stamp.config_version, stamp.loaded_at)
@@ -137,11 +142,7 @@ class SqlConfigRepository:
         return self._centres[centre_id]
 
     def _centre(self, centre_id: str) -> PersonalizationCentre | None:
-        document = self.session.scalar(
-            select(cast(PersonalizationCentreRow.config, Text)).where(
-                PersonalizationCentreRow.centre_id == centre_id
-            )
-        )
+        document = self.session.scalar(_CENTRE_DOCUMENT, {"centre_id": centre_id})
         if document is None:
             return None
         key = (centre_id, document)
