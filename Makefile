@@ -41,8 +41,8 @@ test: check
 ## bench: delivery throughput and lag next to the raw POST ceiling (SQLite, then PostgreSQL at
 ## ISSUANCE_BENCH_DATABASE_URL); order intake (SQLite; PostgreSQL with 1 and 2 API processes)
 ## and status with a million orders (SQLite, PostgreSQL), each next to its bare-endpoint ceiling
-## measured in the same run; writes bench/results/*.json and bench/RESULTS.md. About 25 minutes:
-## delivery ~8, intake ~1 each, status ~4 (SQLite) and ~5 (PostgreSQL).
+## measured in the same run; writes bench/results/*.json and bench/RESULTS.md. Intake takes ~2
+## minutes a run, status ~6 a run on a quiet machine (seeding a million orders is most of it).
 BENCH_PG ?= $${ISSUANCE_BENCH_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/bench_delivery}
 BENCH_PG_INTAKE ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_intake
 BENCH_PG_STATUS ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_status

@@ -67,6 +67,11 @@ def delivery_rows(figures: list[dict[str, Any]]) -> list[str]:
     return rows
 
 
+def _load(load: list[float] | None) -> str:
+    """1-minute load average at the start and the end of the run."""
+    return "—" if not load else " → ".join(f"{value:.1f}" for value in load[:2])
+
+
 def _cell(value: Any, suffix: str = "") -> str:
     return "—" if value is None else f"{value}{suffix}"
 
@@ -76,7 +81,7 @@ def intake_rows(figures: list[dict[str, Any]]) -> list[str]:
         "| database | API processes | orders/s | bare orders/s | ratio | p50 / p99 ms at half "
         "(rate) | bare p50 / p99 ms at half | server CPU ms per order (platform / bare) "
         "| server cores used at saturation (platform / bare) | driver CPU s at saturation "
-        "| load average (1 min) |",
+        "| load average, 1 min (start → end) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for item in figures:
@@ -94,7 +99,7 @@ def intake_rows(figures: list[dict[str, Any]]) -> list[str]:
             f"{_cell(bare.get('server_cores_at_saturation'))} "
             f"| {_cell(ours.get('driver_cpu_seconds_at_saturation'))} / "
             f"{_cell(bare.get('driver_cpu_seconds_at_saturation'))} "
-            f"| {_cell(round(load[0], 1) if load else None)} |"
+            f"| {_load(load)} |"
         )
     return rows
 
@@ -104,7 +109,7 @@ def status_rows(figures: list[dict[str, Any]]) -> list[str]:
         "| database | API processes | orders stored | reads/s | p50 / p99 ms | bare p50 / p99 ms "
         "| p99 ratio | saturation reads/s (platform / bare) | server CPU ms per read "
         "(platform / bare) | server cores used at saturation (platform / bare) "
-        "| load average (1 min) |",
+        "| load average, 1 min (start → end) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for item in figures:
@@ -120,7 +125,7 @@ def status_rows(figures: list[dict[str, Any]]) -> list[str]:
             f"{_cell(bare.get('server_cpu_ms_per_read'))} "
             f"| {_cell(ours.get('server_cores_at_saturation'))} / "
             f"{_cell(bare.get('server_cores_at_saturation'))} "
-            f"| {_cell(round(load[0], 1) if load else None)} |"
+            f"| {_load(load)} |"
         )
     return rows
 

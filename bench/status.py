@@ -3,8 +3,9 @@
     .venv/bin/python bench/status.py [--database-url URL] [--api-processes P] [--orders N]
                                      [--rate R] [--seconds S] [--json PATH]
 
-Takes about 4 minutes with a million orders on SQLite (seeding ~2 min, the bare table ~20 s,
-each server 2 + 5 + S seconds of load, S = 10 by default), about 5 on PostgreSQL (COPY).
+Takes about 6 minutes with a million orders on a quiet machine, most of it seeding (SQLite ~4
+min, PostgreSQL COPY ~3 min; the bare table ~20 s; each server 2 + 5 + S seconds of load, S = 10
+by default). On a machine shared with other work, seeding alone took 18 (SQLite) and 8 minutes.
 
 1. N orders (default 1,000,000), each with its ACCEPTED event, are inserted straight into a new
    SQLite database (or the PostgreSQL database at --database-url, dropped and created first;
@@ -259,6 +260,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args()
+    load_at_start = os.getloadavg()  # the machine is shared: say how busy it was
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -295,7 +297,7 @@ def main() -> None:
     figures = {
         "database": url.split(":", 1)[0].split("+")[0],
         "api_processes": args.api_processes,
-        "load_average": os.getloadavg(),
+        "load_average": [load_at_start[0], os.getloadavg()[0]],  # 1 min, at start and end
         "orders": args.orders,
         "seed_seconds": seed_seconds,
         "platform": platform_figures,
