@@ -80,7 +80,7 @@ def intake_rows(figures: list[dict[str, Any]]) -> list[str]:
     rows = [
         "| database | API processes | orders/s | bare orders/s | ratio | p50 / p99 ms at half "
         "(rate) | bare p50 / p99 ms at half | server CPU ms per order (platform / bare) "
-        "| server cores used at saturation (platform / bare) | driver CPU s at saturation "
+        "| server cores used at saturation (platform / bare) | driver CPU s at saturation (platform run / bare run) "
         "| load average, 1 min (start → end) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
