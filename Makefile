@@ -39,10 +39,14 @@ test: check
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 ## bench: delivery throughput and lag next to the raw POST ceiling (SQLite, then PostgreSQL at
-## ISSUANCE_BENCH_DATABASE_URL), intake, status, and a file import of IMPORT_LINES lines (default
-## 1,000,000) next to an executemany of its rows; writes bench/results/*.json and bench/RESULTS.md
+## ISSUANCE_BENCH_DATABASE_URL); order intake (SQLite; PostgreSQL with 1 and 2 API processes),
+## status with a million orders (SQLite, PostgreSQL), and a file import of IMPORT_LINES lines
+## (default 1,000,000) next to an executemany of its rows; each next to its ceiling measured in the
+## same run; writes bench/results/*.json and bench/RESULTS.md. Intake takes ~2 minutes a run,
+## status ~6 a run on a quiet machine (seeding a million orders is most of it).
 BENCH_PG ?= $${ISSUANCE_BENCH_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/bench_delivery}
 BENCH_PG_INTAKE ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_intake
+BENCH_PG_STATUS ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_status
 BENCH_PG_IMPORT ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_import
 IMPORT_LINES ?= 1000000
 bench: $(STAMP)
@@ -51,10 +55,14 @@ bench: $(STAMP)
 		$(BIN)/python bench/delivery.py --workers $$2 --per-call $$3 $$url \
 			--json bench/results/delivery-$$1-w$$2-k$$3.json || exit 1; \
 	done
-	$(BIN)/python bench/intake.py --json bench/results/intake-sqlite.json
-	$(BIN)/python bench/intake.py --database-url $(BENCH_PG_INTAKE) \
-		--json bench/results/intake-postgresql.json
+	$(BIN)/python bench/intake.py --json bench/results/intake-sqlite-p1.json
+	for processes in 1 2; do \
+		$(BIN)/python bench/intake.py --database-url $(BENCH_PG_INTAKE) --api-processes $$processes \
+			--json bench/results/intake-postgresql-p$$processes.json || exit 1; \
+	done
 	$(BIN)/python bench/status.py --json bench/results/status-sqlite.json
+	$(BIN)/python bench/status.py --database-url $(BENCH_PG_STATUS) \
+		--json bench/results/status-postgresql.json
 	$(BIN)/python bench/import_file.py $(IMPORT_LINES) --json bench/results/import-sqlite.json
 	$(BIN)/python bench/import_file.py $(IMPORT_LINES) --database-url $(BENCH_PG_IMPORT) \
 		--json bench/results/import-postgresql.json

@@ -1,17 +1,19 @@
 """The ceilings of bench/intake.py and bench/status.py: a bare FastAPI + uvicorn order endpoint, nothing else.
 
-    .venv/bin/python bench/bare_intake_app.py PORT SQLITE_PATH
+    .venv/bin/python bench/bare_intake_app.py PORT SQLITE_PATH [PROCESSES]
 
 Same server stack as `issuance serve` (uvicorn with its defaults, a sync FastAPI route run in the
 thread pool), same JWE decryption (joserfc, ECDH-ES + A256GCM, an EC P-256 key made at start-up
 and published at /.well-known/jwks.json) and one SQLite insert committed per order (WAL,
 synchronous=NORMAL, like the platform). No authentication, validation, idempotency, events or
-audit: what is left is what any order endpoint on this stack must pay.
+audit: what is left is what any order endpoint on this stack must pay. With PROCESSES > 1,
+uvicorn workers like `issuance serve --workers`, sharing one key (a file beside the database).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 import threading
@@ -24,8 +26,14 @@ from fastapi.responses import JSONResponse
 from joserfc import jwe
 from joserfc.jwk import ECKey, KeySet
 
-KEY = ECKey.generate_key("P-256", parameters={"kid": "bare-1", "use": "enc"})
+KEY_FILE = os.environ.get("BARE_KEY_FILE")
+KEY = (
+    ECKey.import_key(json.loads(open(KEY_FILE).read()))  # noqa: SIM115
+    if KEY_FILE
+    else ECKey.generate_key("P-256", parameters={"kid": "bare-1", "use": "enc"})
+)
 KEYS = KeySet([KEY])
+DATABASE = os.environ.get("BARE_DATABASE") or (sys.argv[2] if len(sys.argv) > 2 else "")
 ALGORITHMS = ["ECDH-ES", "A256GCM"]
 app = FastAPI()
 local = threading.local()
@@ -33,7 +41,7 @@ local = threading.local()
 
 def connection() -> sqlite3.Connection:
     if not hasattr(local, "db"):
-        local.db = sqlite3.connect(sys.argv[2], isolation_level=None, check_same_thread=False)
+        local.db = sqlite3.connect(DATABASE, isolation_level=None, check_same_thread=False)
         local.db.execute("PRAGMA journal_mode=WAL")
         local.db.execute("PRAGMA synchronous=NORMAL")
         local.db.execute("PRAGMA busy_timeout=30000")
@@ -87,7 +95,22 @@ def main() -> None:
         "card_id TEXT, request TEXT, pan_last4 TEXT, UNIQUE (issuer_id, card_id))"
     )
     setup.close()
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+    processes = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    if processes == 1:
+        uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+        return
+    key_file = f"{sys.argv[2]}.key.json"
+    with open(key_file, "w") as out:
+        out.write(json.dumps(KEY.as_dict(private=True)))
+    os.environ.update(BARE_KEY_FILE=key_file, BARE_DATABASE=sys.argv[2])
+    uvicorn.run(
+        "bare_intake_app:app",
+        app_dir=os.path.dirname(os.path.abspath(__file__)),
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        workers=processes,
+        log_level="warning",
+    )
 
 
 if __name__ == "__main__":

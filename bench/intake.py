@@ -1,19 +1,24 @@
 """Single-card order intake over HTTP: orders/s and p50/p99 at half load, next to the ceiling.
 
-    .venv/bin/python bench/intake.py [--database-url URL] [--seconds S] [--concurrency C]
-                                     [--json PATH]
+    .venv/bin/python bench/intake.py [--database-url URL] [--api-processes N] [--seconds S]
+                                     [--concurrency C] [--json PATH]
 
-1. The platform: `issuance serve` on the sandbox configuration, in a subprocess on a free port (a new SQLite file, or
-   the PostgreSQL database named by --database-url, dropped and created first), with the bureau
-   simulator, in-server delivery and body logging off, so the figure is intake alone.
-2. The ceiling: bench/bare_intake_app.py, a bare FastAPI + uvicorn endpoint doing the same JWE
-   decryption (joserfc, ECDH-ES + A256GCM on P-256, the one configuration D1 allows) and one
-   SQLite insert.
+Takes about 1 minute (two servers; warm-up 3 s, then 2 x S seconds each, S = 10 by default).
+
+1. The platform: `issuance serve --workers N` (N = --api-processes) on the sandbox
+   configuration, in a subprocess on a free port (a new SQLite file, or the PostgreSQL database
+   named by --database-url, dropped and created first), with the bureau simulator, in-server
+   delivery and body logging off, so the figure is intake alone.
+2. The ceiling: bench/bare_intake_app.py with as many processes, a bare FastAPI + uvicorn
+   endpoint doing the same JWE decryption (joserfc, ECDH-ES + A256GCM on P-256, the one
+   configuration D1 allows) and one SQLite insert.
 3. Each is driven by bench/driver.py in its own process (aiohttp on uvloop, loopback): it gets
    the pre-encrypted JWE pool ready, warms up, then finds saturation (closed loop, C connections,
    every order a new card), then measures latency at 50% of that rate (open loop).
 
-Server, driver and database share this machine's cores: the server's CPU seconds are reported.
+Server, driver and database share this machine's cores: the CPU seconds of the server's processes
+(read from /proc around each measured phase) and of the driver are reported, and the server's
+CPU per order at saturation.
 """
 
 from __future__ import annotations
@@ -91,11 +96,13 @@ def prepare_platform(url: str, directory: Path) -> None:
         platform.close()
 
 
-def start_platform(url: str, directory: Path, port: int) -> subprocess.Popen[bytes]:
+def start_platform(
+    url: str, directory: Path, port: int, processes: int = 1
+) -> subprocess.Popen[bytes]:
     """`issuance serve` (not --sandbox: the sandbox clock is read from the database on a second
     connection in every order, see the report) on the sandbox configuration."""
     return subprocess.Popen(  # noqa: S603 (our own command line)
-        [str(ISSUANCE), "serve", "--port", str(port)],
+        [str(ISSUANCE), "serve", "--port", str(port), "--workers", str(processes)],
         env=platform_environment(url, directory, port),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -113,6 +120,41 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 120
         except httpx.HTTPError:
             time.sleep(0.1)
     raise SystemExit(f"{base} did not answer in {timeout} s")
+
+
+def start_bare(port: int, database: Path, processes: int = 1) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(  # noqa: S603 (our own command line)
+        [
+            sys.executable,
+            str(HERE / "bare_intake_app.py"),
+            str(port),
+            str(database),
+            str(processes),
+        ]
+    )
+
+
+TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a live process and its live descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    seconds: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        child = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(child)
+        seconds[child] = (int(fields[11]) + int(fields[12])) / TICKS
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += seconds.get(current, 0.0)
+        todo.extend(children.get(current, []))
+    return total
 
 
 def stop(process: subprocess.Popen[bytes]) -> float:
@@ -135,18 +177,37 @@ def token(base: str) -> str:
     return str(answer.raise_for_status().json()["access_token"])
 
 
-def drive(spec: dict[str, Any], directory: Path) -> list[dict[str, Any]]:
-    """Run bench/driver.py on `spec` in its own process; its results."""
+def drive(spec: dict[str, Any], directory: Path, server: int | None = None) -> list[dict[str, Any]]:
+    """Run bench/driver.py on `spec` in its own process; its results.
+
+    With `server` (a pid), the last phase also gets the CPU seconds the server's processes and
+    the driver spent during the run (the driver's pre-encryption included: it is small).
+    """
     spec_path, out_path = directory / "spec.json", directory / "out.json"
     spec_path.write_text(json.dumps(spec))
-    subprocess.run(  # noqa: S603 (our own command line)
-        [sys.executable, str(HERE / "driver.py"), str(spec_path), str(out_path)], check=True
+    before = tree_cpu(server) if server else 0.0
+    driver = subprocess.Popen(  # noqa: S603 (our own command line)
+        [sys.executable, str(HERE / "driver.py"), str(spec_path), str(out_path)]
     )
-    return list(json.loads(out_path.read_text()))
+    _, status, usage = os.wait4(driver.pid, 0)
+    driver.returncode = os.waitstatus_to_exitcode(status)
+    if driver.returncode != 0:
+        raise SystemExit("the load driver failed")
+    results = list(json.loads(out_path.read_text()))
+    if server:
+        last = results[-1]
+        last["server_cpu_seconds"] = round(tree_cpu(server) - before, 2)
+        last["driver_cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 2)
+        last["server_cpu_ms_per_request"] = (
+            round(last["server_cpu_seconds"] * 1000 / last["ok"], 3) if last["ok"] else None
+        )
+        span = last["seconds"]
+        last["server_cores"] = round(last["server_cpu_seconds"] / span, 2)
+    return results
 
 
 def measure(
-    base: str, headers: dict[str, str], args: argparse.Namespace, directory: Path
+    base: str, headers: dict[str, str], args: argparse.Namespace, directory: Path, server: int
 ) -> dict[str, Any]:
     """Saturation (closed loop), then p50/p99 at half that rate (open loop)."""
     spec: dict[str, Any] = {
@@ -159,26 +220,28 @@ def measure(
         "jwe_fields": CARD_DATA,
         "jwe_pool": 1000,
     }
-    warm, saturated = drive(
-        {
-            **spec,
-            "phases": [
-                {"mode": "closed", "concurrency": 16, "seconds": 3},
-                {"mode": "closed", "concurrency": args.concurrency, "seconds": args.seconds},
-            ],
-        },
-        directory,
+    [warm] = drive(
+        {**spec, "phases": [{"mode": "closed", "concurrency": 16, "seconds": 3}]}, directory
     )
+    saturation = {"mode": "closed", "concurrency": args.concurrency, "seconds": args.seconds}
+    [saturated] = drive({**spec, "phases": [saturation]}, directory, server)
     rate = max(1.0, round(saturated["per_second"] / 2, 1))
     [half] = drive(
-        {**spec, "phases": [{"mode": "open", "rate": rate, "seconds": args.seconds}]}, directory
+        {**spec, "phases": [{"mode": "open", "rate": rate, "seconds": args.seconds}]},
+        directory,
+        server,
     )
     return {"warm_up": warm, "saturation": saturated, "half_load": half}
 
 
 def figures_of(run: dict[str, Any], cpu: float) -> dict[str, Any]:
+    saturation = run["saturation"]
     return {
-        "orders_per_second": run["saturation"]["per_second"],
+        "orders_per_second": saturation["per_second"],
+        "server_cpu_ms_per_order": saturation["server_cpu_ms_per_request"],
+        "server_cores_at_saturation": saturation["server_cores"],
+        "driver_cpu_seconds_at_saturation": saturation["driver_cpu_seconds"],
+        "server_cores_at_half": run["half_load"]["server_cores"],
         "saturation_p50_ms": run["saturation"]["p50_ms"],
         "saturation_p99_ms": run["saturation"]["p99_ms"],
         "half_load_rate": run["half_load"]["rate"],
@@ -195,10 +258,14 @@ def figures_of(run: dict[str, Any], cpu: float) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=None, help="default: a new SQLite file")
+    parser.add_argument(
+        "--api-processes", type=int, default=1, help="server processes (uvicorn workers)"
+    )
     parser.add_argument("--seconds", type=float, default=10, help="per measured phase")
     parser.add_argument("--concurrency", type=int, default=64, help="connections at saturation")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args()
+    load_at_start = os.getloadavg()  # the machine is shared: say how busy it was
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -206,22 +273,20 @@ def main() -> None:
         prepare_platform(url, directory)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        server = start_platform(url, directory, port)
+        server = start_platform(url, directory, port, args.api_processes)
         try:
             wait_ready(base, server)
             headers = {"authorization": f"Bearer {token(base)}"}
-            platform_run = measure(base, headers, args, directory)
+            platform_run = measure(base, headers, args, directory, server.pid)
         finally:
             platform_cpu = stop(server)
 
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        bare = subprocess.Popen(  # noqa: S603 (our own command line)
-            [sys.executable, str(HERE / "bare_intake_app.py"), str(port), str(directory / "b.db")]
-        )
+        bare = start_bare(port, directory / "b.db", args.api_processes)
         try:
             wait_ready(base, bare)
-            bare_run = measure(base, {}, args, directory)
+            bare_run = measure(base, {}, args, directory, bare.pid)
         finally:
             bare_cpu = stop(bare)
 
@@ -229,6 +294,8 @@ def main() -> None:
     bare_figures = figures_of(bare_run, bare_cpu)
     figures = {
         "database": url.split(":", 1)[0],
+        "api_processes": args.api_processes,
+        "load_average": [load_at_start[0], os.getloadavg()[0]],  # 1 min, at start and end
         "jwe": "ECDH-ES + A256GCM, P-256",
         "concurrency": args.concurrency,
         "seconds": args.seconds,
@@ -242,11 +309,14 @@ def main() -> None:
     }
     print(json.dumps({k: v for k, v in figures.items() if k != "runs"}, indent=2))
     print(
-        f"intake ({figures['database']}): {platform_figures['orders_per_second']:,.0f} orders/s "
+        f"intake ({figures['database']}, {args.api_processes} API process(es)): "
+        f"{platform_figures['orders_per_second']:,.0f} orders/s "
         f"(p50 {platform_figures['p50_ms']} ms, p99 {platform_figures['p99_ms']} ms at "
         f"{platform_figures['half_load_rate']:,.0f}/s); bare endpoint "
         f"{bare_figures['orders_per_second']:,.0f} orders/s (p50 {bare_figures['p50_ms']} ms, "
-        f"p99 {bare_figures['p99_ms']} ms); ratio {figures['ratio_to_ceiling']:.2f}"
+        f"p99 {bare_figures['p99_ms']} ms); ratio {figures['ratio_to_ceiling']:.2f}; server CPU "
+        f"{platform_figures['server_cpu_ms_per_order']} ms/order (bare "
+        f"{bare_figures['server_cpu_ms_per_order']})"
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

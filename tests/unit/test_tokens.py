@@ -15,6 +15,7 @@ from issuance.security.tokens import (
     CLOCK_SKEW,
     MAX_ASSERTION_LIFETIME,
     Principal,
+    VerifiedTokens,
     assertion_header,
     hash_secret,
     issue_token,
@@ -303,3 +304,28 @@ def test_a_fractional_exp_is_a_numeric_date_too(issuer_key: ECKey) -> None:
     """RFC 7519 NumericDate may be fractional."""
     token = assertion(issuer_key, exp=NOW + 300.5)
     assert verify_assertion(token, public(issuer_key), now=NOW) == ISSUER_ID
+
+
+# Remembered verifications (api/deps.py): never more lenient than verify_token
+
+
+def test_a_remembered_token_still_expires(token_key: OctKey) -> None:
+    tokens = VerifiedTokens()
+    token = issue_token(PRINCIPAL, key=token_key, issuer=ISSUER, ttl=600, now=NOW)
+
+    assert tokens.verify(token, key=token_key, issuer=ISSUER, now=NOW + 10) == PRINCIPAL
+    with pytest.raises(Unauthenticated) as raised:
+        tokens.verify(token, key=token_key, issuer=ISSUER, now=NOW + 600)
+    assert raised.value.code == "TOKEN_EXPIRED"
+
+
+def test_a_remembered_token_is_refused_under_another_key_or_issuer(token_key: OctKey) -> None:
+    tokens = VerifiedTokens()
+    token = issue_token(PRINCIPAL, key=token_key, issuer=ISSUER, ttl=600, now=NOW)
+    assert tokens.verify(token, key=token_key, issuer=ISSUER, now=NOW) == PRINCIPAL
+    rotated = OctKey.generate_key(256, parameters={"kid": TOKEN_KID})
+
+    with pytest.raises(Unauthenticated):
+        tokens.verify(token, key=rotated, issuer=ISSUER, now=NOW)
+    with pytest.raises(Unauthenticated):
+        tokens.verify(token, key=token_key, issuer="https://elsewhere.example", now=NOW)

@@ -106,6 +106,11 @@ def serve(
     )
     settings = _settings(sandbox)
     configure_logging(json_output=settings.log_json)
+    if workers > 1 and settings.database_url.startswith("sqlite"):
+        err.print(
+            f"[yellow]warning[/yellow]: {workers} API processes on SQLite take turns to write "
+            "(one writer at a time across processes); PostgreSQL is what scales out"
+        )
     if settings.sandbox:
         _prepare_sandbox(settings)
     scheme = "https" if tls else "http"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from issuance.api.deps import CardIdPath, CurrentIssuer, PlatformDep
 from issuance.api.routes.production import ERRORS
@@ -28,16 +29,19 @@ router = APIRouter(prefix="/banking/v1/issuers/{issuerId}", tags=["Physical card
 )
 def production_status(
     issuer: CurrentIssuer, card_id: CardIdPath, platform: PlatformDep
-) -> dict[str, Any]:
-    """The card's operations, oldest first; each carries the latest per-card `sequence`."""
-    return {
-        "operations": ordering.production_status(issuer.issuer_id, card_id, uow=platform.reader())
-    }
+) -> JSONResponse:
+    """The card's operations, oldest first; each carries the latest per-card `sequence`.
+
+    The operations are D1's shape already (domain/operations.py leaves absent fields out):
+    answered as they are, not re-validated through `Operations`, which documents them.
+    """
+    operations = ordering.production_status(issuer.issuer_id, card_id, uow=platform.reader())
+    return JSONResponse({"operations": operations})
 
 
 @router.get("/physicalcards/{cardId}/productionstatus", include_in_schema=False)
 def production_status_lowercase(
     issuer: CurrentIssuer, card_id: CardIdPath, platform: PlatformDep
-) -> dict[str, Any]:
+) -> JSONResponse:
     """The spelling of one D1 guide's curl example, answered the same way."""
     return production_status(issuer, card_id, platform)
