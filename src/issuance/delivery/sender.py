@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from issuance.delivery.signing import key, keyed_headers
+from issuance.delivery.signing import Signer
 from issuance.domain.parties import NotificationEndpoint
 from issuance.domain.retry import Outcome
 
@@ -72,14 +72,14 @@ class Target:
     endpoint and builds a new one only when the configuration changes."""
 
     url: str
-    keys: tuple[bytes, ...]  # HMAC keys of the active signing secrets
+    signer: Signer  # the active signing secrets
     timeout: float
 
     @classmethod
     def of(cls, endpoint: NotificationEndpoint, issuer_id: str) -> Target:
         return cls(
             endpoint.url + NOTIFY_PATH.format(issuer_id=issuer_id),
-            tuple(key(secret) for secret in endpoint.signing_secrets),
+            Signer(endpoint.signing_secrets),
             endpoint.timeout_seconds,
         )
 
@@ -119,7 +119,7 @@ def prepare_encoded(
     headers = {
         "content-type": "application/json",
         "x-correlation-id": message,
-        **keyed_headers(target.keys, message_id=message, timestamp=timestamp, body=body),
+        **target.signer.headers(message_id=message, timestamp=timestamp, body=body),
     }
     if bearer:
         headers["authorization"] = f"Bearer {bearer}"
