@@ -304,6 +304,12 @@ def receiver_cpu(receiver: str) -> float:
     return float(_POLL.get(f"{receiver}/stats").json()["cpu_seconds"])
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, every thread) of a running process."""
+    values = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(values[11]) + int(values[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def database_cpu(url: str) -> float | None:
     """CPU seconds of every PostgreSQL server process on this machine (None for SQLite, whose
     work is done inside the workers)."""
@@ -346,6 +352,9 @@ def throughput(
     started = time.perf_counter()
     workers = start_workers(url, args.workers, args.concurrency)
     spies = spy(workers, args.profile) if args.profile else []
+    while not (early := received(receiver)):  # start-up (imports, configuration) is not delivery
+        time.sleep(0.005)
+    cpu_at_start = sum(process_cpu(process.pid) for process in workers)
     wait_for(receiver, args.events, timeout=600)
     for process in spies:
         process.send_signal(signal.SIGINT)
@@ -371,7 +380,8 @@ def throughput(
         "posts_per_second": round(args.events / args.per_call / span, 1),
         "wall_seconds_with_start_up": round(wall, 2),
         "worker_cpu_seconds": round(cpu, 2),
-        "worker_cpu_us_per_notification": round(cpu / args.events * 1e6),
+        # from the first arrival on: start-up excluded, shutdown (settling the last) included
+        "worker_cpu_us_per_notification": round((cpu - cpu_at_start) / (args.events - early) * 1e6),
         "receiver_cpu_seconds": round(receiver_used, 2),
         "database_cpu_seconds": database_used,  # every PostgreSQL process, start-up included
         "load_average_1min_before": round(load_before, 2),
