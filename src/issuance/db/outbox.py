@@ -200,14 +200,38 @@ def settle(
     health: HealthPolicy | None = None,
 ) -> None:
     """Record each attempt, its consequence and the endpoints' health in one transaction;
-    claims another worker took over are left alone."""
+    claims another worker took over are left alone.
+
+    Optimistic first: when the UPDATE settles every row, this worker held them all and nothing
+    needs reading first. When it settles fewer (a lease ran out and another worker took over),
+    that transaction is rolled back and done again, reading which claims are still held.
+    """
     if not settlements:
         return
-    deliveries, attempts = _table(DeliveryRow), _table(DeliveryAttemptRow)
     rows = [_settled(item, worker_id) for item in settlements]
+    try:
+        _settle(engine, settlements, rows, worker_id=worker_id, health=health, checked=False)
+    except _LostClaims:
+        _settle(engine, settlements, rows, worker_id=worker_id, health=health, checked=True)
+
+
+class _LostClaims(Exception):
+    """Some settled deliveries are another worker's by now (rolls the optimistic try back)."""
+
+
+def _settle(
+    engine: Engine,
+    settlements: list[Settlement],
+    rows: list[dict[str, Any]],
+    *,
+    worker_id: str,
+    health: HealthPolicy | None,
+    checked: bool,
+) -> None:
+    deliveries, attempts = _table(DeliveryRow), _table(DeliveryAttemptRow)
     with Session(engine) as session, session.begin():
-        owned = _still_claimed(session, settlements, worker_id)
-        session.connection().execute(
+        owned = _still_claimed(session, settlements, worker_id) if checked else None
+        updated = session.connection().execute(
             update(deliveries)
             .where(
                 deliveries.c.delivery_id == bindparam("b_id"),
@@ -234,6 +258,10 @@ def settle(
             ),
             rows,
         )
+        if owned is None:
+            if updated.rowcount != len(rows):
+                raise _LostClaims
+            owned = {item.claim.delivery_id for item in settlements}
         session.connection().execute(
             insert(attempts),
             [
