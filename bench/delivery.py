@@ -37,7 +37,8 @@ from typing import Any
 import aiohttp
 import httpx
 import uvloop
-from sqlalchemy import create_engine, func, insert, make_url, select
+from sqlalchemy import create_engine, func, insert, make_url, select, text
+from sqlalchemy.pool import NullPool
 
 from issuance.cli.config_file import SANDBOX_CONFIG, read_config
 from issuance.db.migrate import upgrade
@@ -310,22 +311,29 @@ def process_cpu(pid: int) -> float:
     return (int(values[11]) + int(values[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def database_cpu(url: str) -> float | None:
-    """CPU seconds of every PostgreSQL server process on this machine (None for SQLite, whose
-    work is done inside the workers)."""
-    if make_url(url).get_backend_name() != "postgresql":
-        return None
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+def database_cpu(url: str) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend connected to the bench database, by pid (empty for
+    SQLite, whose work is done inside the workers). Per backend, so other databases' sessions on
+    a shared server count for nothing."""
+    target = make_url(url)
+    if target.get_backend_name() != "postgresql":
+        return {}
+    server = create_engine(target, poolclass=NullPool)
+    with server.connect() as connection:
+        pids = connection.scalars(
+            text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+        ).all()
+    server.dispose()
+    found = {}
+    for pid in pids:
         try:
-            fields = stat.read_text().rsplit(")", 1)
-        except OSError:
-            continue
-        if fields[0].endswith("(postgres"):
-            values = fields[1].split()
-            total += int(values[11]) + int(values[12])  # utime, stime
-    return total / ticks
+            found[pid] = process_cpu(pid)
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+    return found
 
 
 def arrivals(receiver: str, directory: Path) -> list[tuple[str, int, float]]:
@@ -347,26 +355,26 @@ def throughput(
 ) -> dict[str, Any]:
     httpx.post(f"{receiver}/reset")
     seed(platform, args.events)
-    receiver_before, database_before = receiver_cpu(receiver), database_cpu(url)
-    load_before = os.getloadavg()[0]
+    receiver_before, load_before = receiver_cpu(receiver), os.getloadavg()[0]
     started = time.perf_counter()
     workers = start_workers(url, args.workers, args.concurrency)
     spies = spy(workers, args.profile) if args.profile else []
     while not (early := received(receiver)):  # start-up (imports, configuration) is not delivery
         time.sleep(0.005)
     cpu_at_start = sum(process_cpu(process.pid) for process in workers)
+    database_before = database_cpu(url)
     wait_for(receiver, args.events, timeout=600)
+    database_after = database_cpu(url)
     for process in spies:
         process.send_signal(signal.SIGINT)
         process.wait()
     wall = time.perf_counter() - started
     cpu = stop(workers)
     receiver_used = receiver_cpu(receiver) - receiver_before
-    database_after = database_cpu(url)
     database_used = (
-        None
-        if database_after is None or database_before is None
-        else round(database_after - database_before, 2)
+        round(sum(cpu - database_before.get(pid, 0.0) for pid, cpu in database_after.items()), 2)
+        if make_url(url).get_backend_name() == "postgresql"
+        else None
     )
     times = sorted(at for _, _, at in arrivals(receiver, directory))
     span = times[-1] - times[0]
@@ -383,7 +391,8 @@ def throughput(
         # from the first arrival on: start-up excluded, shutdown (settling the last) included
         "worker_cpu_us_per_notification": round((cpu - cpu_at_start) / (args.events - early) * 1e6),
         "receiver_cpu_seconds": round(receiver_used, 2),
-        "database_cpu_seconds": database_used,  # every PostgreSQL process, start-up included
+        # the bench database's backends from the first arrival to the last
+        "database_cpu_seconds": database_used,
         "load_average_1min_before": round(load_before, 2),
         "undelivered_after": int(pending or 0),
         "duplicates": len(times) - args.events,
