@@ -37,7 +37,8 @@ from typing import Any
 import aiohttp
 import httpx
 import uvloop
-from sqlalchemy import create_engine, func, insert, make_url, select
+from sqlalchemy import create_engine, func, insert, make_url, select, text
+from sqlalchemy.pool import NullPool
 
 from issuance.cli.config_file import SANDBOX_CONFIG, read_config
 from issuance.db.migrate import upgrade
@@ -98,7 +99,10 @@ def signed_post() -> tuple[bytes, dict[str, str]]:
 
 
 async def ceiling_aiohttp(url: str, seconds: float, concurrency: int) -> float:
+    """POSTs/s; the loop's CPU per POST is left in `CEILING_CPU_US` (this process does nothing
+    else meanwhile)."""
     body, headers = signed_post()
+    cpu = time.process_time()
     done = 0
     deadline = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -113,7 +117,13 @@ async def ceiling_aiohttp(url: str, seconds: float, concurrency: int) -> float:
 
         started = time.perf_counter()
         await asyncio.gather(*(loop() for _ in range(concurrency)))
+    CEILING_CPU_US[asyncio.get_running_loop().__class__.__module__] = round(
+        (time.process_time() - cpu) / max(done, 1) * 1e6, 1
+    )
     return done / (time.perf_counter() - started)
+
+
+CEILING_CPU_US: dict[str, float] = {}  # event loop module → µs of CPU per POST
 
 
 async def ceiling_httpx(url: str, seconds: float, concurrency: int) -> float:
@@ -247,6 +257,31 @@ def start_workers(url: str, count: int, concurrency: int) -> list[subprocess.Pop
     ]
 
 
+def spy(workers: list[subprocess.Popen[bytes]], folder: Path) -> list[subprocess.Popen[bytes]]:
+    """py-spy attached to each worker (`--profile`): raw stacks, for flamegraph.pl or grep."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        subprocess.Popen(  # noqa: S603 (our own command line)
+            [
+                str(ISSUANCE.parent / "py-spy"),
+                "record",
+                "--threads",
+                "--idle",
+                "-r",
+                "250",
+                "--format",
+                "raw",
+                "-o",
+                str(folder / f"worker-{number}.txt"),
+                "-p",
+                str(process.pid),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        for number, process in enumerate(workers)
+    ]
+
+
 def stop(workers: list[subprocess.Popen[bytes]]) -> float:
     """SIGTERM each worker; their CPU seconds (user + system) in all."""
     for process in workers:
@@ -264,6 +299,41 @@ _POLL = httpx.Client(timeout=60)  # one client: a new one per poll costs an SSL 
 
 def received(receiver: str) -> int:
     return int(_POLL.get(f"{receiver}/stats").json()["operations"])
+
+
+def receiver_cpu(receiver: str) -> float:
+    return float(_POLL.get(f"{receiver}/stats").json()["cpu_seconds"])
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, every thread) of a running process."""
+    values = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(values[11]) + int(values[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def database_cpu(url: str) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend connected to the bench database, by pid (empty for
+    SQLite, whose work is done inside the workers). Per backend, so other databases' sessions on
+    a shared server count for nothing."""
+    target = make_url(url)
+    if target.get_backend_name() != "postgresql":
+        return {}
+    server = create_engine(target, poolclass=NullPool)
+    with server.connect() as connection:
+        pids = connection.scalars(
+            text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+        ).all()
+    server.dispose()
+    found = {}
+    for pid in pids:
+        try:
+            found[pid] = process_cpu(pid)
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+    return found
 
 
 def arrivals(receiver: str, directory: Path) -> list[tuple[str, int, float]]:
@@ -285,11 +355,27 @@ def throughput(
 ) -> dict[str, Any]:
     httpx.post(f"{receiver}/reset")
     seed(platform, args.events)
+    receiver_before, load_before = receiver_cpu(receiver), os.getloadavg()[0]
     started = time.perf_counter()
     workers = start_workers(url, args.workers, args.concurrency)
+    spies = spy(workers, args.profile) if args.profile else []
+    while not (early := received(receiver)):  # start-up (imports, configuration) is not delivery
+        time.sleep(0.005)
+    cpu_at_start = sum(process_cpu(process.pid) for process in workers)
+    database_before = database_cpu(url)
     wait_for(receiver, args.events, timeout=600)
+    database_after = database_cpu(url)
+    for process in spies:
+        process.send_signal(signal.SIGINT)
+        process.wait()
     wall = time.perf_counter() - started
     cpu = stop(workers)
+    receiver_used = receiver_cpu(receiver) - receiver_before
+    database_used = (
+        round(sum(cpu - database_before.get(pid, 0.0) for pid, cpu in database_after.items()), 2)
+        if make_url(url).get_backend_name() == "postgresql"
+        else None
+    )
     times = sorted(at for _, _, at in arrivals(receiver, directory))
     span = times[-1] - times[0]
     with platform.engine.connect() as connection:
@@ -302,6 +388,12 @@ def throughput(
         "posts_per_second": round(args.events / args.per_call / span, 1),
         "wall_seconds_with_start_up": round(wall, 2),
         "worker_cpu_seconds": round(cpu, 2),
+        # from the first arrival on: start-up excluded, shutdown (settling the last) included
+        "worker_cpu_us_per_notification": round((cpu - cpu_at_start) / (args.events - early) * 1e6),
+        "receiver_cpu_seconds": round(receiver_used, 2),
+        # the bench database's backends from the first arrival to the last
+        "database_cpu_seconds": database_used,
+        "load_average_1min_before": round(load_before, 2),
         "undelivered_after": int(pending or 0),
         "duplicates": len(times) - args.events,
     }
@@ -346,6 +438,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500, help="events/s in the lag run")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    parser.add_argument(
+        "--quick", action="store_true", help="aiohttp+uvloop ceiling only, no lag run"
+    )
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="py-spy each drain worker, output here"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -362,18 +460,20 @@ def main() -> None:
                     break
                 except httpx.HTTPError:
                     time.sleep(0.05)
+            loops = (
+                ("aiohttp", ceiling_aiohttp, asyncio.run),
+                ("aiohttp+uvloop", ceiling_aiohttp, uvloop.run),
+                ("httpx", ceiling_httpx, asyncio.run),
+                ("httpx+uvloop", ceiling_httpx, uvloop.run),
+            )
             ceilings = {
                 name: round(run(loop(receiver + NOTIFY, 5.0, 32)), 1)
-                for name, loop, run in (
-                    ("aiohttp", ceiling_aiohttp, asyncio.run),
-                    ("aiohttp+uvloop", ceiling_aiohttp, uvloop.run),
-                    ("httpx", ceiling_httpx, asyncio.run),
-                    ("httpx+uvloop", ceiling_httpx, uvloop.run),
-                )
+                for name, loop, run in loops
+                if not args.quick or name == "aiohttp+uvloop"
             }
             platform = prepare_database(url, receiver, args.per_call)
             drained = throughput(platform, url, receiver, args, directory)
-            lagged = lag(platform, url, receiver, args, directory)
+            lagged = None if args.quick else lag(platform, url, receiver, args, directory)
             platform.close()
         finally:
             server.terminate()
@@ -386,6 +486,7 @@ def main() -> None:
         "ceiling_posts_per_second": ceilings,
         "throughput": drained,
         "ratio_to_ceiling": round(drained["posts_per_second"] / ceiling, 2),
+        "ceiling_cpu_us_per_post": CEILING_CPU_US.get("uvloop"),
         "lag": lagged,
         "cpu_count": os.cpu_count(),
         "bench_cpu_seconds": round(

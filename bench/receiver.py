@@ -3,7 +3,8 @@
     python bench/receiver.py PORT
 
 aiohttp's server on one event loop. `POST .../cards` records (cardId, sequence, arrival time) of
-each operation; `GET /stats` answers the counts; `POST /dump` writes the arrivals to a JSON file.
+each operation; `GET /stats` answers the counts and
+its own CPU seconds; `POST /dump` writes the arrivals to a JSON file.
 The ceiling loops in bench/delivery.py POST to the same server, so both sides share its cost.
 """
 
@@ -29,7 +30,9 @@ async def notify(request: web.Request) -> web.Response:
 
 
 async def stats(_: web.Request) -> web.Response:
-    return web.json_response({"posts": posts, "operations": len(arrivals)})
+    return web.json_response(
+        {"posts": posts, "operations": len(arrivals), "cpu_seconds": time.process_time()}
+    )
 
 
 async def dump(request: web.Request) -> web.Response:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, MutableMapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -19,8 +19,10 @@ import structlog
 from structlog.testing import LogCapture
 
 from issuance.db import endpoint_health as health_db
+from issuance.db.delivery_log import attempts_of
 from issuance.db.endpoint_health import EndpointEvent, endpoint_events, streaks
 from issuance.db.outbox import (
+    Claim,
     DeliveryStatus,
     Settlement,
     claim,
@@ -341,6 +343,42 @@ def test_a_stale_settlement_does_not_count_in_the_streak(
     assert [d.status for d in deliveries(platform.engine)] == [DeliveryStatus.DELIVERED]
     streak = streaks(platform.engine)[MAIN]
     assert (streak.consecutive_failures, streak.failing_since) == (0, None)
+
+
+def test_a_batch_with_a_lost_claim_settles_only_the_held_ones(
+    server: Server, http: httpx.Client, receiver: Receiver
+) -> None:
+    """Settling tries the UPDATE first and checks it moved every row; one lost claim in the
+    batch sends it down the careful path: the held delivery settles, the lost one stays the
+    other worker's, both attempts are logged, and only the held one counts in the streak."""
+    platform = server.platform
+    point_demobank_at(platform, receiver.url)
+    order_cards(http, platform, 2)
+    started = datetime.now(UTC)
+    lease = timedelta(seconds=platform.settings.delivery_lease_seconds)
+    [lost] = claim(platform.engine, worker_id="slow", now=started, lease=lease, limit=1)
+    later = started + lease + timedelta(seconds=1)
+    [taken_over] = claim(platform.engine, worker_id="other", now=later, lease=lease, limit=1)
+    [held] = claim(platform.engine, worker_id="slow", now=later, lease=lease, limit=1)
+    assert taken_over.delivery_id == lost.delivery_id != held.delivery_id
+
+    def failed(item: Claim) -> Settlement:
+        return Settlement(
+            claim=item,
+            outcome=Outcome(status_code=500),
+            decision=Decision(Verdict.RETRY, later + timedelta(seconds=5)),
+            attempted_at=later,
+            latency_ms=1.0,
+        )
+
+    settle(platform.engine, [failed(lost), failed(held)], worker_id="slow")
+
+    by_id = {d.delivery_id: d for d in deliveries(platform.engine)}
+    assert (by_id[held.delivery_id].attempts, by_id[held.delivery_id].last_status_code) == (1, 500)
+    assert (by_id[lost.delivery_id].attempts, by_id[lost.delivery_id].last_status_code) == (0, None)
+    logged = attempts_of(platform.engine, by_id)
+    assert [len(logged[lost.delivery_id]), len(logged[held.delivery_id])] == [1, 1]
+    assert streaks(platform.engine)[MAIN].consecutive_failures == 1
 
 
 def test_enabled_is_stamped_with_the_platform_clock(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from issuance.db.models import EndpointEventRow, EndpointHealthRow, EndpointStateRow
@@ -45,6 +45,8 @@ def record_attempts(
 ) -> None:
     """Fold (successes, failures) per endpoint into its streak; warn or disable as the policy says."""
     for (issuer_id, endpoint_id), (successes, failures) in sorted(tally.items()):
+        if successes and _healthy_success(session, issuer_id, endpoint_id, at=at):
+            continue
         row = session.get(EndpointHealthRow, (issuer_id, endpoint_id), with_for_update=True)
         streak, events = policy.record(_streak(row), successes=successes, failures=failures, at=at)
         if row is None:
@@ -67,6 +69,26 @@ def record_attempts(
                 disable(session, issuer_id, endpoint_id, at=at, reason=detail)
             else:
                 note(session, issuer_id, endpoint_id, event, detail, at=at)
+
+
+def _healthy_success(session: Session, issuer_id: str, endpoint_id: str, *, at: datetime) -> bool:
+    """The common case in one statement: a success on an endpoint with no streak and no warning
+    only moves `last_success_at` (what `HealthPolicy.record` answers then, with no event); False
+    when the endpoint has a streak or no row yet, for the full fold."""
+    h = EndpointHealthRow
+    moved = session.execute(
+        update(h)
+        .where(
+            h.issuer_id == issuer_id,
+            h.endpoint_id == endpoint_id,
+            h.consecutive_failures == 0,
+            h.failing_since.is_(None),
+            h.warned_at.is_(None),
+        )
+        .values(last_success_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(moved.rowcount)  # type: ignore[attr-defined]
 
 
 def note(

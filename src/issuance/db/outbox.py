@@ -8,6 +8,7 @@ them with the worker's id and a lease. PostgreSQL skips rows other workers are c
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -16,6 +17,7 @@ from typing import Any, cast
 from sqlalchemy import (
     Engine,
     Table,
+    Text,
     and_,
     bindparam,
     exists,
@@ -25,6 +27,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import cast as cast_
 from sqlalchemy.orm import Session, aliased
 
 from issuance.db.endpoint_health import disable, record_attempts, reset
@@ -49,8 +52,12 @@ class Claim:
     card_id: str
     attempts: int
     first_attempt_at: datetime | None
-    operation: dict[str, Any]
+    encoded: bytes  # the operation object as stored (JSON): sent as it is, never parsed again
     recorded_at: datetime  # when the change was committed: the start of its delivery lag
+
+    @property
+    def operation(self) -> dict[str, Any]:
+        return cast(dict[str, Any], json.loads(self.encoded))
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -70,6 +77,9 @@ def claim(
 
     Endpoints in `unordered` ((issuer, endpoint) pairs that opted out of per-card order, or
     sandbox chaos) may get several events of a card at once, in any order.
+
+    One `UPDATE … RETURNING` picks, stamps and reads the claims (on PostgreSQL the events'
+    JSON too; SQLite's RETURNING cannot name a joined table, so one more SELECT reads it).
     """
     earlier = aliased(DeliveryRow)
     blocked = exists().where(
@@ -96,49 +106,61 @@ def claim(
         )
         .order_by(DeliveryRow.delivery_id)
         .limit(limit)
+        .correlate(None)  # a subquery of the UPDATE below, on the same table
     )
-    if engine.dialect.name == "postgresql":
+    postgresql = engine.dialect.name == "postgresql"
+    if postgresql:
         due = due.with_for_update(skip_locked=True, of=DeliveryRow)
-    with Session(engine) as session, session.begin():
-        ids = list(session.scalars(due))
-        if not ids:
-            return []
-        session.execute(
-            update(DeliveryRow)
-            .where(DeliveryRow.delivery_id.in_(ids))
-            .values(claimed_by=worker_id, claimed_until=now + lease)
+    d, e = _table(DeliveryRow).c, _table(EventRow).c
+    stamp = (
+        update(_table(DeliveryRow))
+        .where(d.delivery_id.in_(due.scalar_subquery()))
+        .values(claimed_by=worker_id, claimed_until=now + lease)
+        .returning(
+            d.delivery_id,
+            d.event_id,
+            d.issuer_id,
+            d.endpoint_id,
+            d.card_id,
+            d.attempts,
+            d.first_attempt_at,
         )
-        d = _table(DeliveryRow).c
-        rows = session.execute(
-            select(
-                d.delivery_id,
-                d.event_id,
-                d.issuer_id,
-                d.endpoint_id,
-                d.card_id,
-                d.attempts,
-                d.first_attempt_at,
-                EventRow.payload,
-                EventRow.recorded_at,
+    )
+    if postgresql:
+        stamp = stamp.where(e.event_id == d.event_id).returning(
+            cast_(e.payload, Text), e.recorded_at
+        )
+    with engine.begin() as connection:
+        rows = connection.execute(stamp).all()
+        if not rows:
+            return []
+        if postgresql:
+            events = {row[1]: (row[7], row[8]) for row in rows}
+        else:
+            found = connection.execute(
+                select(e.event_id, cast_(e.payload, Text), e.recorded_at).where(
+                    e.event_id.in_([row[1] for row in rows])
+                )
             )
-            .join(EventRow, EventRow.event_id == d.event_id)
-            .where(d.delivery_id.in_(ids))
-            .order_by(d.delivery_id)
-        ).all()
-        return [
+            events = {event_id: (payload, at) for event_id, payload, at in found}
+    claims = []
+    for row in rows:
+        payload, recorded_at = events[row[1]]
+        claims.append(
             Claim(
-                delivery_id=row.delivery_id,
-                event_id=row.event_id,
-                issuer_id=row.issuer_id,
-                endpoint_id=row.endpoint_id,
-                card_id=row.card_id,
-                attempts=row.attempts,
-                first_attempt_at=_aware(row.first_attempt_at),
-                operation=dict(row.payload),
-                recorded_at=_aware(row.recorded_at) or row.recorded_at,
+                delivery_id=row[0],
+                event_id=row[1],
+                issuer_id=row[2],
+                endpoint_id=row[3],
+                card_id=row[4],
+                attempts=row[5],
+                first_attempt_at=_aware(row[6]),
+                encoded=payload.encode(),
+                recorded_at=_aware(recorded_at) or recorded_at,
             )
-            for row in rows
-        ]
+        )
+    claims.sort(key=lambda item: item.delivery_id)  # RETURNING keeps no order
+    return claims
 
 
 def _in_order(blocked: Any, unordered: frozenset[tuple[str, str]]) -> Any:
@@ -178,14 +200,38 @@ def settle(
     health: HealthPolicy | None = None,
 ) -> None:
     """Record each attempt, its consequence and the endpoints' health in one transaction;
-    claims another worker took over are left alone."""
+    claims another worker took over are left alone.
+
+    Optimistic first: when the UPDATE settles every row, this worker held them all and nothing
+    needs reading first. When it settles fewer (a lease ran out and another worker took over),
+    that transaction is rolled back and done again, reading which claims are still held.
+    """
     if not settlements:
         return
-    deliveries, attempts = _table(DeliveryRow), _table(DeliveryAttemptRow)
     rows = [_settled(item, worker_id) for item in settlements]
+    try:
+        _settle(engine, settlements, rows, worker_id=worker_id, health=health, checked=False)
+    except _LostClaims:
+        _settle(engine, settlements, rows, worker_id=worker_id, health=health, checked=True)
+
+
+class _LostClaims(Exception):
+    """Some settled deliveries are another worker's by now (rolls the optimistic try back)."""
+
+
+def _settle(
+    engine: Engine,
+    settlements: list[Settlement],
+    rows: list[dict[str, Any]],
+    *,
+    worker_id: str,
+    health: HealthPolicy | None,
+    checked: bool,
+) -> None:
+    deliveries, attempts = _table(DeliveryRow), _table(DeliveryAttemptRow)
     with Session(engine) as session, session.begin():
-        owned = _still_claimed(session, settlements, worker_id)
-        session.connection().execute(
+        owned = _still_claimed(session, settlements, worker_id) if checked else None
+        updated = session.connection().execute(
             update(deliveries)
             .where(
                 deliveries.c.delivery_id == bindparam("b_id"),
@@ -212,6 +258,10 @@ def settle(
             ),
             rows,
         )
+        if owned is None:
+            if updated.rowcount != len(rows):
+                raise _LostClaims
+            owned = {item.claim.delivery_id for item in settlements}
         session.connection().execute(
             insert(attempts),
             [

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from issuance.domain.retry import Verdict
+
 REGISTRY = CollectorRegistry(auto_describe=True)  # served by /metrics and `worker --metrics-port`
 
 POST_SECONDS = Histogram(
@@ -28,3 +30,4 @@ ATTEMPTS = Counter(
     labelnames=["verdict"],
     registry=REGISTRY,
 )
+ATTEMPTS_BY_VERDICT = {v: ATTEMPTS.labels(v.value.lower()) for v in Verdict}  # one lookup, once

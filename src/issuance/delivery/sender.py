@@ -14,12 +14,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from typing import Any
 
 import aiohttp
 import httpx
 
-from issuance.delivery.signing import signature_headers
+from issuance.delivery.signing import Signer
 from issuance.domain.parties import NotificationEndpoint
 from issuance.domain.retry import Outcome
 
@@ -65,6 +66,24 @@ def message_id(delivery_ids: list[int]) -> str:
     return f"msg_{digest[:32]}"
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What every POST to one issuer's endpoint shares, worked out once: the worker keeps one per
+    endpoint and builds a new one only when the configuration changes."""
+
+    url: str
+    signer: Signer  # the active signing secrets
+    timeout: float
+
+    @classmethod
+    def of(cls, endpoint: NotificationEndpoint, issuer_id: str) -> Target:
+        return cls(
+            endpoint.url + NOTIFY_PATH.format(issuer_id=issuer_id),
+            Signer(endpoint.signing_secrets),
+            endpoint.timeout_seconds,
+        )
+
+
 def prepare(
     endpoint: NotificationEndpoint,
     *,
@@ -78,20 +97,33 @@ def prepare(
 
     `bearer` is the issuer's own OAuth token when its endpoint asks for one (D1's Authorization).
     """
+    encoded = [json.dumps(op, separators=(",", ":")).encode() for op in operations]
+    return prepare_encoded(
+        Target.of(endpoint, issuer_id), encoded, message=message, now=now, bearer=bearer
+    )
+
+
+def prepare_encoded(
+    target: Target,
+    operations: list[bytes],
+    *,
+    message: str | None = None,
+    now: float | None = None,
+    bearer: str | None = None,
+) -> Request:
+    """`prepare` for operations already in JSON (the worker sends each event's stored JSON as it
+    is: no parsing and encoding again for every POST)."""
     message = message or f"msg_{uuid.uuid4().hex}"
-    body = json.dumps({"operations": operations}, separators=(",", ":")).encode()
+    body = b'{"operations":[' + b",".join(operations) + b"]}"
     timestamp = int(now if now is not None else time.time())
     headers = {
         "content-type": "application/json",
         "x-correlation-id": message,
-        **signature_headers(
-            endpoint.signing_secrets, message_id=message, timestamp=timestamp, body=body
-        ),
+        **target.signer.headers(message_id=message, timestamp=timestamp, body=body),
     }
     if bearer:
         headers["authorization"] = f"Bearer {bearer}"
-    url = endpoint.url + NOTIFY_PATH.format(issuer_id=issuer_id)
-    return Request(url, body, headers, message, endpoint.timeout_seconds)
+    return Request(target.url, body, headers, message, target.timeout)
 
 
 def _elapsed_ms(started: float) -> float:
@@ -135,6 +167,11 @@ def send(
     return Sent(outcome, _elapsed_ms(started), request.message_id)
 
 
+@lru_cache(maxsize=64)
+def _client_timeout(total: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total)
+
+
 async def send_async(session: aiohttp.ClientSession, request: Request) -> Sent:
     """POST a prepared request once on the worker's event loop."""
     started = time.perf_counter()
@@ -143,7 +180,7 @@ async def send_async(session: aiohttp.ClientSession, request: Request) -> Sent:
             request.url,
             data=request.body,
             headers=request.headers,
-            timeout=aiohttp.ClientTimeout(total=request.timeout),
+            timeout=_client_timeout(request.timeout),
             allow_redirects=False,
         ) as response:
             await response.read()  # drain, so the connection goes back to the pool

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 import aiohttp
 import structlog
@@ -31,7 +32,7 @@ from issuance.db.outbox import Claim, Settlement, claim, settle
 from issuance.db.sandbox import SqlChaosStore
 from issuance.delivery import metrics
 from issuance.delivery.outbound_auth import TokenCache, TokenUnavailable
-from issuance.delivery.sender import Sent, message_id, prepare, send_async
+from issuance.delivery.sender import Sent, Target, message_id, prepare_encoded, send_async
 from issuance.delivery.settler import Settler
 from issuance.domain.chaos import Chaos
 from issuance.domain.endpoint_health import HealthPolicy
@@ -61,6 +62,7 @@ class DeliveryWorker:
     idle_seconds: float = 0.05  # between two empty claims
     tokens: TokenCache = field(default_factory=TokenCache)  # for endpoints that want OAuth
     _gone: set[Key] = field(default_factory=set)  # answered 410 since the last claim
+    _targets: dict[Key, tuple[NotificationEndpoint, Target]] = field(default_factory=dict)
     # One thread for all database work (claims, settlements): on SQLite two would only queue on
     # the write lock, in sleeps; on PostgreSQL it keeps one connection busy, not several.
     _database: ThreadPoolExecutor = field(
@@ -87,24 +89,18 @@ class DeliveryWorker:
         async with self._session() as session:
             settler = Settler(self._settle, self._database)
             settler.start()
-            in_flight: dict[asyncio.Task[int], int] = {}
+            flight = _Flight(self.capacity)
             try:
                 while not stopping.is_set():
-                    room = self.capacity - sum(in_flight.values())
                     claimed = 0
-                    if room >= self.capacity // 4:
-                        claimed = await self._launch(session, settler, in_flight, room, stopping)
-                    if in_flight:
-                        done, _ = await asyncio.wait(
-                            in_flight, timeout=self.idle_seconds, return_when="FIRST_COMPLETED"
-                        )
-                        for task in done:
-                            in_flight.pop(task)
+                    if flight.room >= self.capacity // 4:
+                        claimed = await self._launch(session, settler, flight, stopping)
+                    if flight.count:
+                        await flight.landing(self.idle_seconds)
                     elif not claimed:
                         await asyncio.sleep(self.idle_seconds)
             finally:
-                if in_flight:
-                    await asyncio.wait(in_flight)
+                await flight.drain()
                 await settler.close()
 
     # --- one round ---
@@ -113,9 +109,9 @@ class DeliveryWorker:
         async with self._session() as session:
             settler = Settler(self._settle, self._database)
             settler.start()
-            in_flight: dict[asyncio.Task[int], int] = {}
-            await self._launch(session, settler, in_flight, self.capacity, stopping)
-            attempted = sum(await asyncio.gather(*in_flight)) if in_flight else 0
+            flight = _Flight(self.capacity)
+            await self._launch(session, settler, flight, stopping)
+            attempted = await flight.drain()
             await settler.close()
             return attempted
 
@@ -123,15 +119,14 @@ class DeliveryWorker:
         self,
         session: aiohttp.ClientSession,
         settler: Settler,
-        in_flight: dict[asyncio.Task[int], int],
-        limit: int,
+        flight: _Flight,
         stopping: threading.Event | None,
     ) -> int:
         loop = asyncio.get_running_loop()
-        claims, context = await loop.run_in_executor(self._database, self._claim, limit)
+        claims, context = await loop.run_in_executor(self._database, self._claim, flight.room)
         batch = _Batch(session, settler, asyncio.Semaphore(self.concurrency), stopping, *context)
         for key, chunk in _chunks(claims, batch.endpoints):
-            in_flight[asyncio.create_task(self._post(batch, key, chunk))] = len(chunk)
+            flight.add(asyncio.create_task(self._post(batch, key, chunk)), len(chunk))
         return len(claims)
 
     def _claim(self, limit: int) -> tuple[list[Claim], _Context]:
@@ -201,14 +196,15 @@ class DeliveryWorker:
     ) -> Sent:
         if endpoint is None:  # removed from the configuration: retried until it comes back
             return Sent(Outcome(error="endpoint no longer configured"), 0.0, "")
-        try:
-            bearer = await self.tokens.bearer(session, endpoint)
-        except TokenUnavailable as error:
-            return Sent(Outcome(error=f"OAuth: {error}"), 0.0, "")
-        request = prepare(
-            endpoint,
-            issuer_id=chunk[0].issuer_id,
-            operations=[c.operation for c in chunk],
+        bearer = None
+        if endpoint.oauth is not None:
+            try:
+                bearer = await self.tokens.bearer(session, endpoint)
+            except TokenUnavailable as error:
+                return Sent(Outcome(error=f"OAuth: {error}"), 0.0, "")
+        request = prepare_encoded(
+            self._target(endpoint, chunk[0].issuer_id),
+            [c.encoded for c in chunk],
             message=message_id([c.delivery_id for c in chunk]),
             bearer=bearer,
         )
@@ -227,6 +223,15 @@ class DeliveryWorker:
         )
         return sent
 
+    def _target(self, endpoint: NotificationEndpoint, issuer_id: str) -> Target:
+        """The endpoint's URL, HMAC keys and timeout, worked out again only when its
+        configuration object changes (the issuer cache hands back the same one until then)."""
+        key = (issuer_id, endpoint.endpoint_id)
+        cached = self._targets.get(key)
+        if cached is None or cached[0] is not endpoint:
+            cached = self._targets[key] = (endpoint, Target.of(endpoint, issuer_id))
+        return cached[1]
+
     def _settlements(
         self, chunk: list[Claim], sent: Sent, attempted_at: datetime
     ) -> list[Settlement]:
@@ -239,7 +244,7 @@ class DeliveryWorker:
                 now=attempted_at,
                 rng=self.rng,
             )
-            metrics.ATTEMPTS.labels(decision.verdict.value.lower()).inc()
+            metrics.ATTEMPTS_BY_VERDICT[decision.verdict].inc()
             if decision.verdict is Verdict.DELIVERED and item.attempts == 0:
                 metrics.LAG_SECONDS.observe(
                     max(0.0, (attempted_at - item.recorded_at).total_seconds())
@@ -274,6 +279,49 @@ class DeliveryWorker:
     def _session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=300)
         return aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+
+class _Flight:
+    """The POST tasks in flight and the deliveries they carry. Counting in done-callbacks spares
+    `asyncio.wait` over a thousand tasks after every answer (its cost grows with the tasks)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.count = 0
+        self.tasks: set[asyncio.Task[int]] = set()
+        self._landed = asyncio.Event()
+
+    @property
+    def room(self) -> int:
+        return self.capacity - self.count
+
+    def add(self, task: asyncio.Task[int], deliveries: int) -> None:
+        self.count += deliveries
+        self.tasks.add(task)
+        task.add_done_callback(partial(self._land, deliveries))
+
+    def _land(self, deliveries: int, task: asyncio.Task[int]) -> None:
+        self.count -= deliveries
+        self.tasks.discard(task)
+        if self.room >= self.capacity // 4 or not self.count:
+            self._landed.set()
+
+    async def landing(self, timeout: float) -> None:
+        """Until there is room to claim again, or `timeout` seconds."""
+        self._landed.clear()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._landed.wait()
+        except TimeoutError:
+            pass
+
+    async def drain(self) -> int:
+        """Wait for every task; the deliveries they attempted."""
+        attempted = 0
+        while self.tasks:
+            for result in await asyncio.gather(*self.tasks):
+                attempted += result
+        return attempted
 
 
 _Context = tuple[datetime, dict[Key, NotificationEndpoint | None], dict[Key, Chaos]]
