@@ -129,12 +129,23 @@ class Processes:
             time.sleep(0.1)
         raise RuntimeError("the API did not answer in time")
 
-    def start_worker(self) -> None:
+    def start_worker(self, *, wait: bool = False) -> None:
+        """Start `issuance worker`; with `wait`, until its metrics port answers (it is pumping)."""
+        metrics = free_port()
         argv = [str(BIN / "issuance"), "worker", "--interval", "1", "--concurrency", "16"]
+        argv += ["--metrics-port", str(metrics)]
         with self._log("worker") as log:
             self.worker = subprocess.Popen(
                 argv, env=self._environment(), stdout=log, stderr=subprocess.STDOUT
             )
+        deadline = time.monotonic() + 60
+        while wait:
+            if self.worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the worker did not start ({self.worker.returncode})")
+            try:
+                wait = httpx.get(f"http://127.0.0.1:{metrics}/", timeout=1).status_code != 200
+            except httpx.TransportError:
+                time.sleep(0.1)
 
     def kill(self, which: str) -> None:
         process = self.api if which == "api" else self.worker

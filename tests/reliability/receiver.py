@@ -1,7 +1,8 @@
 """A live issuer endpoint for the reliability suite: records every operation, fails on command.
 
 Modes, switched at any time by the scenario: `ok` (204), `outage` (503 to everything),
-`flaky` (each request 5xx with probability `failure_rate`, from a seeded generator), `slow`
+`flaky` (each request 500, 502 or 504 with probability `failure_rate`, from a seeded
+generator; 503 is kept for the outage, which may add `Retry-After`), `slow`
 (answers after `delay` seconds), and `refused` (the listening socket is closed: connections
 are refused until `start()` listens on the same port again).
 
@@ -50,6 +51,7 @@ class LiveReceiver:
         self.mode = "ok"
         self.failure_rate = 0.5
         self.delay = 0.0
+        self.retry_after: int | None = None
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._hits: list[Hit] = []
@@ -75,7 +77,7 @@ class LiveReceiver:
             if self.mode == "outage":
                 return 503, 0.0
             if self.mode == "flaky" and self._rng.random() < self.failure_rate:
-                return self._rng.choice((500, 502, 503, 504)), 0.0
+                return self._rng.choice((500, 502, 504)), 0.0  # 503 is the outage's
             return 204, self.delay if self.mode == "slow" else 0.0
 
     async def _notify(self, request: Request) -> Response:
@@ -88,7 +90,10 @@ class LiveReceiver:
             self._hits.append(Hit(time.monotonic(), keys, status))
             if status < 300:
                 self._delivered.update(keys)
-        return Response(status_code=status)
+        headers = (
+            {"Retry-After": str(self.retry_after)} if status == 503 and self.retry_after else {}
+        )
+        return Response(status_code=status, headers=headers)
 
     # --- the server ---
 
@@ -120,9 +125,17 @@ class LiveReceiver:
             self._thread.join(timeout=10)
         self._server = self._thread = None
 
-    def set_mode(self, mode: str, *, failure_rate: float = 0.5, delay: float = 0.0) -> None:
+    def set_mode(
+        self,
+        mode: str,
+        *,
+        failure_rate: float = 0.5,
+        delay: float = 0.0,
+        retry_after: int | None = None,
+    ) -> None:
         with self._lock:
             self.mode, self.failure_rate, self.delay = mode, failure_rate, delay
+            self.retry_after = retry_after
 
     def __enter__(self) -> Self:
         self.start()
