@@ -72,6 +72,7 @@ class Processes:
     api: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    extra_environment: dict[str, str] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -88,6 +89,7 @@ class Processes:
             "ISSUANCE_SIMULATOR_INTERVAL_SECONDS": str(self.simulator_step),
             "ISSUANCE_DELIVERY_LEASE_SECONDS": str(self.lease_seconds),
             "ISSUANCE_LOG_BODIES": "false",
+            **self.extra_environment,
         }
 
     def _log(self, name: str) -> Any:
