@@ -102,6 +102,7 @@ def test_kill_9_at_random_moments_loses_no_order_and_no_event(
                     threads=PROFILE.client_threads,
                     result=load,
                     on_accepted=killer.progress,
+                    deadline_seconds=300 + len(cards) * 0.2,
                 )
             # The simulator stops with the API; then the worker drains the outbox. Moving the
             # sandbox clock on makes retries that wait for their backoff due at once.
@@ -113,7 +114,8 @@ def test_kill_9_at_random_moments_loses_no_order_and_no_event(
                 clock.advance(30)
                 return undelivered(platform) == 0
 
-            assert wait_for(drained, timeout=120, interval=1), f"{undelivered(platform)} left"
+            timeout = 120 + len(cards) * 0.05
+            assert wait_for(drained, timeout=timeout, interval=1), f"{undelivered(platform)} left"
             assert processes.stop("worker") == 0
         finally:
             processes.close()
