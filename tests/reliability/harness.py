@@ -229,6 +229,8 @@ class _Client:
                 )
             except httpx.TransportError:
                 answer = None
+                with self.result.lock:
+                    self.result.retries += 1
             if answer is not None and answer.status_code == 202:
                 with self.result.lock:
                     operation = answer.json()["operationId"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import queue
 import random
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -93,6 +94,7 @@ def test_kill_9_at_random_moments_loses_no_order_and_no_event(
     with LiveReceiver(seed=PROFILE.seed) as receiver:
         point_demo_at(platform, receiver.url)
         try:
+            started = time.monotonic()
             processes.start_api()
             processes.start_worker()
             with Killer(processes, rng, PROFILE.kills, len(cards)) as killer:
@@ -106,6 +108,7 @@ def test_kill_9_at_random_moments_loses_no_order_and_no_event(
                 )
             # The simulator stops with the API; then the worker drains the outbox. Moving the
             # sandbox clock on makes retries that wait for their backoff due at once.
+            loaded = time.monotonic()
             assert processes.stop("api") in (0, -15)  # uvicorn re-raises the SIGTERM it handled
             assert platform.sandbox_clock is not None
             clock = platform.sandbox_clock
@@ -117,6 +120,7 @@ def test_kill_9_at_random_moments_loses_no_order_and_no_event(
             timeout = 120 + len(cards) * 0.05
             assert wait_for(drained, timeout=timeout, interval=1), f"{undelivered(platform)} left"
             assert processes.stop("worker") == 0
+            drained_in = time.monotonic() - loaded
         finally:
             processes.close()
 
@@ -133,7 +137,8 @@ def test_kill_9_at_random_moments_loses_no_order_and_no_event(
             len(lost),
             duplicated,
             len(load.server_errors),
-            f"{len(killer.done)} kills ({', '.join(killer.done)}), {load.retries} retries",
+            f"{len(killer.done)} kills ({', '.join(killer.done)}), {load.retries} retries;"
+            f" load {loaded - started:.0f} s, drain {drained_in:.0f} s",
         ),
     )
     assert len(killer.done) == min(PROFILE.kills, len(cards) * 9 // 10), "kills that never came"
