@@ -14,6 +14,7 @@ import queue
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -137,7 +138,9 @@ def test_kill_9_at_random_moments_loses_no_order_and_no_event(
             len(lost),
             duplicated,
             len(load.server_errors),
-            f"{len(killer.done)} kills ({', '.join(killer.done)}), {load.retries} retries;"
+            f"{len(killer.done)} kills ("
+            + ", ".join(f"{n} {target}" for target, n in sorted(Counter(killer.done).items()))
+            + f"), {load.retries} retries;"
             f" load {loaded - started:.0f} s, drain {drained_in:.0f} s",
         ),
     )
