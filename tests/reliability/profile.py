@@ -26,7 +26,7 @@ def current() -> Profile:
     profile = (
         Profile("soak", orders=3000, kills=24, fault_orders=1000, client_threads=16, seed=0)
         if soak
-        else Profile("short", orders=80, kills=3, fault_orders=20, client_threads=6, seed=0)
+        else Profile("short", orders=80, kills=2, fault_orders=20, client_threads=6, seed=0)
     )
     orders = int(os.environ.get("RELIABILITY_ORDERS", profile.orders))
     seed = int(os.environ.get("RELIABILITY_SEED", profile.seed))
