@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run demo test check unit fmt migrate bench clean
+.PHONY: run demo test check unit fmt migrate bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ check: $(STAMP)
 ## test: every check, then every test (PostgreSQL ones when a server answers)
 test: check
 	$(BIN)/pytest -n 2 --dist loadgroup
+
+## soak: the reliability suite at full size (thousands of orders; README "Tests"); `make test`
+## runs its short version
+soak: $(STAMP)
+	RELIABILITY_PROFILE=soak $(BIN)/pytest tests/reliability -n 2 --dist loadgroup -p no:randomly
 
 ## bench: delivery throughput and lag next to the raw POST ceiling (SQLite, then PostgreSQL at
 ## ISSUANCE_BENCH_DATABASE_URL); order intake (SQLite; PostgreSQL with 1 and 2 API processes),

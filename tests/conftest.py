@@ -36,6 +36,9 @@ from issuance.settings import Settings
 
 DEFAULT_POSTGRESQL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
+# The reliability suite's summary table (tests/reliability/summary.py), printed by the controller.
+pytest_plugins = ["tests.reliability.summary"]
+
 
 @pytest.fixture(autouse=True)
 def _no_issuance_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,7 +2,9 @@
 
 Every 4xx body has D1's fields, `errorCode` (machine-readable) and `error` (a message that names the
 field), plus our additive `field` and, when there are several, `problems`. Request-schema errors
-go through the same shape. Unexpected exceptions stay 500 and are logged, never relabelled.
+go through the same shape. A database that cannot be reached (down, restarting, every pooled
+connection taken) is 503 `DATABASE_UNAVAILABLE` with `Retry-After`: the client may retry, the
+same request again is safe. Other unexpected exceptions stay 500 and are logged, never relabelled.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from issuance.contract.sensitive import is_card_data_key
@@ -49,6 +53,9 @@ _CODE_BY_PYDANTIC_TYPE = {
     "sensitive_data_not_encrypted": "SENSITIVE_DATA_NOT_ENCRYPTED",
 }
 CLEAR_CARD_DATA = "SENSITIVE_DATA_NOT_ENCRYPTED"
+DATABASE_RETRY_AFTER = 5  # seconds: a PostgreSQL restart or failover takes about that
+# SQLite's operational errors that mean "not now" rather than a bug (a missing table is a bug).
+_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file", "disk i/o error")
 
 
 def http_status(error: DomainError) -> int:
@@ -98,6 +105,30 @@ def schema_problems(errors: list[dict[str, Any]]) -> list[Problem]:
     return problems or [Problem("INVALID_REQUEST", None, "the request is not valid")]
 
 
+def database_unavailable(error: Exception) -> bool:
+    """Whether `error` says the database cannot serve now (503), not that our SQL is wrong (500)."""
+    if isinstance(error, PoolTimeout):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated or isinstance(error, InterfaceError):
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    if type(error.orig).__module__.startswith("sqlite3"):
+        return any(text in str(error.orig).lower() for text in _SQLITE_UNAVAILABLE)
+    return True  # the PostgreSQL driver's OperationalError: connection refused, lost, shut down
+
+
+def unavailable_response() -> JSONResponse:
+    body = {
+        "errorCode": "DATABASE_UNAVAILABLE",
+        "error": "the database is unavailable; retry later (an order retried with its"
+        " issuerRequestId is never placed twice)",
+    }
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_request: Request, error: DomainError) -> JSONResponse:
@@ -109,6 +140,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _schema(_request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse(error_body(schema_problems(list(error.errors()))), status_code=400)
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def _database(request: Request, error: Exception) -> JSONResponse:
+        if not database_unavailable(error):
+            return await _unexpected(request, error)
+        log.warning("database unavailable", path=request.url.path, error_type=type(error).__name__)
+        return unavailable_response()
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -9,6 +9,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 SQLITE_BUSY_TIMEOUT = 30_000  # milliseconds a writer waits for the lock before failing
+PG_CONNECT_TIMEOUT = 5  # seconds to open a PostgreSQL connection
+PG_POOL_TIMEOUT = 10  # seconds a request waits for a pooled connection before a 503
 SQLITE_BEGIN = "sqlite_begin"  # execution option: "DEFERRED" for read-only transactions
 
 
@@ -28,7 +30,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.database not in (None, "", ":memory:"):  # a memory database has one connection
         kwargs = {"pool_size": 5, "max_overflow": 60, **kwargs}
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        # A connection the server dropped (a restart, a failover) is noticed and replaced before
+        # use, so the API recovers by itself; an unreachable server fails a request within
+        # seconds (503 DATABASE_UNAVAILABLE) instead of holding it.
+        kwargs = {"connect_args": {"connect_timeout": PG_CONNECT_TIMEOUT}, **kwargs}
+        return create_engine(url, pool_pre_ping=True, pool_timeout=PG_POOL_TIMEOUT, **kwargs)
     if parsed.database:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)

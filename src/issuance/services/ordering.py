@@ -98,7 +98,16 @@ def stage_order(
     problems = check_order(cmd, issuer)
     if problems:
         raise InvalidRequest.from_problems(problems)
-    _refuse_if_in_progress(cmd, uow)
+    try:
+        _refuse_if_in_progress(cmd, uow)
+    except Conflict:
+        # On PostgreSQL (read committed) an identical request may commit between our replay
+        # check and this one: its order is then the one in progress, and ours is its replay.
+        replay = _replay(cmd, uow)
+        if replay is None:
+            raise
+        _record_replay(cmd, replay, uow, actor, clock())
+        return replay
     product = issuer.card_product(cmd.spec.card_product_id)
     assert product is not None  # validation guarantees it
     program = issuer.program(product.program_id)

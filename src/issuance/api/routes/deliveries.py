@@ -22,6 +22,7 @@ from issuance.api.deps import (
 )
 from issuance.contract.common import CARD_ID_PATTERN, ISSUER_ID_PATTERN
 from issuance.contract.deliveries import (
+    MAX_ID,
     Deliveries,
     Delivery,
     DeliveryAttempt,
@@ -129,7 +130,7 @@ def list_deliveries(
 def get_delivery(
     _operator: CurrentOperator,
     platform: PlatformDep,
-    delivery_id: Annotated[int, Path(alias="deliveryId", ge=1)],
+    delivery_id: Annotated[int, Path(alias="deliveryId", ge=1, le=MAX_ID)],
 ) -> Delivery:
     view = find_delivery(platform.engine, delivery_id)
     if view is None:
