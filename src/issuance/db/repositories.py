@@ -48,6 +48,8 @@ STATE_COLUMNS = tuple(
         "consumer_id",
         "card_product_id",
         "input_file_name",
+        "production_batch",
+        "container",
         "end_time",
         "due_date",
         "cancellable_until",
