@@ -234,7 +234,7 @@ class Preparer:
     def _same(self, card: CardItem, placed: Placed) -> bool:
         """Placed from this file before: anything else is decrypted and checked in full."""
         request = card.model_dump(
-            mode="json", by_alias=True, exclude_none=True, exclude={"encrypted_data"}
+            mode="json", by_alias=True, exclude_none=True, exclude={"encrypted_data", "card_id"}
         )
         return (
             placed.card_id == card.card_id
