@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from issuance.services import batch_ordering
-from tests.factories import IssuerClient, luhn_pan, new_card_id, order_body
+from tests.factories import ADDRESS, IssuerClient, luhn_pan, new_card_id, order_body
 
 
 @pytest.fixture
@@ -210,3 +210,25 @@ def test_identical_batches_racing_order_each_card_once(issuer: IssuerClient, key
                 "ORDER_IN_PROGRESS",
                 "CONCURRENT_REQUEST",
             }, line
+
+
+def test_cards_for_a_bulk_container_join_it_beside_individual_cards(issuer: IssuerClient) -> None:
+    """Joining a container is the per-card path's: such a chunk is staged card by card."""
+    box = f"box-{new_card_id()}"
+    boxed = [
+        _item(
+            issuer,
+            services={"issuance": "CREATION", "delivery": "dhl-branch"},
+            shipment={"type": "BULK", "groupId": box, "deliveryAddress": dict(ADDRESS)},
+        )
+        for _ in range(2)
+    ]
+    cards = [boxed[0], _item(issuer), boxed[1]]
+
+    lines = issuer.order_batch(cards).json()["cards"]
+
+    assert all(line.get("operationId") for line in lines), lines
+    for card in cards:
+        (operation,) = _operations(issuer, card["cardId"])
+        container = operation.get("details", {}).get("container")
+        assert (container or {}).get("groupId") == (box if card in boxed else None)

@@ -1,8 +1,9 @@
-"""The bulk import path (db/bulk.py) writes exactly what the API writes, on each database.
+"""The bulk path (db/bulk.py) writes exactly what the per-card path writes, on each database.
 
-An order imported in bulk and one placed through the batch API must leave the same order row,
-journal events (sequence numbers included, for a new card and for a card with history), outbox
-deliveries and audit entries, modulo ids, times and the card's own identifiers.
+An order imported in bulk, one placed through the batch API (bulk too) and one placed alone (the
+per-card path, `stage_order`) must leave the same order row, journal events (sequence numbers
+included, for a new card and for a card with history), outbox deliveries and audit entries,
+modulo ids, times and the card's own identifiers.
 """
 
 from __future__ import annotations
@@ -152,41 +153,82 @@ def _rows(platform: Platform, card_id: str, operation_id: str) -> dict[str, Any]
 
 def _placed(answer: httpx.Response) -> str:
     assert answer.status_code == 202, answer.text
-    operation_id: str = answer.json()["cards"][0]["operationId"]
+    body = answer.json()
+    operation_id: str = body["cards"][0]["operationId"] if "cards" in body else body["operationId"]
     return operation_id
 
 
-def test_an_imported_order_writes_the_same_rows_as_the_batch_api(
+def _alone(issuer: ActingIssuerClient, item: dict[str, Any]) -> httpx.Response:
+    """The order placed on its own (the per-card path)."""
+    body = {key: value for key, value in item.items() if key != "cardId"}
+    return issuer.order(item["cardId"], body)
+
+
+def test_an_order_placed_in_bulk_writes_the_same_rows_as_one_placed_alone(
     server: Server, http: httpx.Client, tmp_path: Path
 ) -> None:
     platform = server.platform
     issuer = ActingIssuerClient(http)
     jwks = issuer.jwks
-    by_api, by_file = new_card_id(), new_card_id()
-    again_by_api, again_by_file = new_card_id(), new_card_id()
-    for card_id in (again_by_api, again_by_file):  # cards with history: sequences go on
-        _placed(issuer.order_batch([_item(jwks, card_id)]))
+    alone, by_batch, by_file = new_card_id(), new_card_id(), new_card_id()
+    again_alone, again_by_batch, again_by_file = new_card_id(), new_card_id(), new_card_id()
+    for card_id in (again_alone, again_by_batch, again_by_file):  # with history: sequences go on
+        _placed(_alone(issuer, _item(jwks, card_id)))
         assert issuer.cancel(card_id).status_code == 200
-    api = {
-        card_id: _placed(issuer.order_batch([_item(jwks, card_id)]))
-        for card_id in (by_api, again_by_api)
+    placed = {
+        card_id: _placed(_alone(issuer, _item(jwks, card_id))) for card_id in (alone, again_alone)
     }
+    batch = issuer.order_batch([_item(jwks, c) for c in (by_batch, again_by_batch)])
+    assert batch.status_code == 202, batch.text
+    placed.update({line["cardId"]: line["operationId"] for line in batch.json()["cards"]})
 
     path = _write(tmp_path / "cards.jsonl", [_item(jwks, c) for c in (by_file, again_by_file)])
     reports = _import(_importer(platform, path.name), path)
 
     assert [r.result.value for r in reports] == ["ACCEPTED", "ACCEPTED"]
-    imported = {r.card_id: str(r.operation_id) for r in reports}
-    for api_card, file_card in ((by_api, by_file), (again_by_api, again_by_file)):
-        expected = _rows(platform, api_card, api[api_card])
-        actual = _rows(platform, file_card, imported[file_card])
+    placed.update({r.card_id: str(r.operation_id) for r in reports})
+    for reference, in_batch, in_file in (
+        (alone, by_batch, by_file),
+        (again_alone, again_by_batch, again_by_file),
+    ):
+        expected = _rows(platform, reference, placed[reference])
+        assert _rows(platform, in_batch, placed[in_batch]) == expected
+        actual = _rows(platform, in_file, placed[in_file])
         for event in actual["events"]:  # the file's name is the one thing the API has not
             payload = event["payload"]
             assert payload.pop("inputFileName") == payload["details"].pop("inputFileName")
         assert actual == expected
-    again = _rows(platform, again_by_file, imported[again_by_file])
+    again = _rows(platform, again_by_file, placed[again_by_file])
     assert [e["sequence"] for e in again["events"]] == [3]  # placed, cancelled, placed again
     assert again["deliveries"], "the sandbox issuer has a notification endpoint"
+
+
+def test_an_order_for_a_bulk_container_is_imported_into_its_container(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """Joining a container is the per-card path's: such a batch is staged card by card."""
+    jwks = platform.keys.public_jwks()
+    box = f"box-{new_card_id()}"
+    shipment = {"type": "BULK", "groupId": box, "orderId": f"pallet-{box}"}
+    boxed = [
+        {
+            **item,
+            "services": {"issuance": "CREATION", "delivery": "dhl-branch"},
+            "shipment": {**shipment, "deliveryAddress": item["shipment"]["deliveryAddress"]},
+        }
+        for item in (_item(jwks, new_card_id()) for _ in range(2))
+    ]
+    path = _write(tmp_path / "boxed.jsonl", [*boxed, _item(jwks, new_card_id())])
+
+    reports = _import(_importer(platform, path.name), path)
+
+    assert [r.result.value for r in reports] == ["ACCEPTED"] * 3
+    with platform.uow() as uow:
+        container = uow.containers.get(DEMO, box, lock=False)
+        assert container is not None
+        assert container.order_id == f"pallet-{box}"
+        members = {order.card_id for order in uow.containers.members(DEMO, box)}
+    assert members == {line["cardId"] for line in boxed}
 
 
 def test_a_batch_is_checked_line_after_line_like_the_per_card_path(

@@ -22,11 +22,12 @@ from issuance.db.config_repositories import SqlConfigRepository
 from issuance.db.feed import current_txid
 from issuance.db.models import AuditRow, Base, CardRow, DeliveryRow, EventRow, OrderRow
 from issuance.db.outbox import DeliveryStatus
+from issuance.db.unit_of_work import sqlite_writer_lock
 from issuance.domain.audit import AuditEntry
 from issuance.domain.centres import PersonalizationCentre
 from issuance.domain.orders import Order
 from issuance.domain.programs import IssuerConfig
-from issuance.services.importing import NewOrder, Placed
+from issuance.services.bulk_placing import NewOrder, Placed
 from issuance.services.unit_of_work import Collision
 
 _CHUNK = 500  # keys per IN (...) list: well under every driver's bound-parameter limit
@@ -44,12 +45,15 @@ ORDERS, EVENTS, DELIVERIES, AUDIT, CARDS = (
 
 
 class SqlBulkIntake:
-    """One transaction of a file import (services/importing.py `BulkIntake`)."""
+    """One transaction of a bulk batch (services/bulk_placing.py `BulkIntake`)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._writer_lock = sqlite_writer_lock(engine)  # taken in turn with the API's writers
 
     def __enter__(self) -> Self:
+        if self._writer_lock is not None:
+            self._writer_lock.acquire()
         self._session = Session(self._engine)
         self._connection: Connection = self._session.connection()
         self._config = SqlConfigRepository(self._session)
@@ -61,8 +65,12 @@ class SqlBulkIntake:
         value: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._session.rollback()
-        self._session.close()
+        try:
+            self._session.rollback()
+            self._session.close()
+        finally:
+            if self._writer_lock is not None:
+                self._writer_lock.release()
 
     def issuer(self, issuer_id: str) -> IssuerConfig | None:
         return self._config.issuer(issuer_id)

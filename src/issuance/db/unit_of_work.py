@@ -244,7 +244,7 @@ def unit_of_work_factory(
     engine: Engine, *, read_only: bool = False, retention: Retention | None = None
 ) -> Callable[[], SqlUnitOfWork]:
     sessions = sessionmaker(engine, class_=_Session, expire_on_commit=False)
-    lock = _writer_lock(engine) if engine.dialect.name == "sqlite" else None
+    lock = sqlite_writer_lock(engine)
     return lambda: SqlUnitOfWork(
         sessions, read_only=read_only, retention=retention, writer_lock=lock
     )
@@ -254,7 +254,9 @@ _WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.Weak
 _LOCKS_GUARD = threading.Lock()
 
 
-def _writer_lock(engine: Engine) -> threading.RLock:
-    """One lock per engine: every writer factory over the same engine shares it."""
+def sqlite_writer_lock(engine: Engine) -> threading.RLock | None:
+    """One lock per SQLite engine, shared by every writer over it; None on PostgreSQL."""
+    if engine.dialect.name != "sqlite":
+        return None
     with _LOCKS_GUARD:
         return _WRITER_LOCKS.setdefault(engine, threading.RLock())

@@ -7,9 +7,10 @@ that re-encrypts the card data is still the same request; each refused card by i
 retry of the whole request gets that answer back (accepted lines marked `replayed`) and creates
 nothing, even for cards that carry no `issuerRequestId`.
 
-Cards are staged `CHUNK` at a time in one transaction (what the file import does); a chunk that
-collides with a concurrent writer is redone card by card with `place_order`, whose answers are
-then authoritative.
+Cards are placed `CHUNK` at a time in one transaction, as the file import does: through a
+`BulkIntake` (a few statements a chunk, services/bulk_placing.py) when there is one and no card
+joins a BULK container, otherwise staged card by card. A chunk that collides with a concurrent
+writer is redone card by card with `place_order`, whose answers are then authoritative.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 
 from issuance.domain.audit import Actor
 from issuance.domain.errors import DomainError, Problem
+from issuance.services.bulk_placing import BulkBatch, BulkIntake, Outcome, needs_card_by_card
 from issuance.services.ordering import Clock, Placement, PlaceOrder, place_order, stage_order
 from issuance.services.unit_of_work import Collision, UnitOfWork
 
@@ -68,6 +70,7 @@ class BatchOrdering:
     new_id: Callable[[], str]
     actor: Actor
     digest_key: bytes
+    bulk: Callable[[], BulkIntake] | None = None  # None: every card staged through `uow`
 
     def order(self, issuer_id: str, items: list[Item]) -> BatchAnswer:
         digest = request_digest(items, self.digest_key)
@@ -77,17 +80,42 @@ class BatchOrdering:
             return BatchAnswer([_as_replay(line) for line in kept], replayed=True)
         lines: list[Line] = []
         for start in range(0, len(items), CHUNK):
-            lines.extend(self._chunk(items[start : start + CHUNK], first_index=start))
+            chunk = items[start : start + CHUNK]
+            lines.extend(self._chunk(issuer_id, chunk, first_index=start))
         created = any(line.get("operationId") and not line.get("replayed") for line in lines)
         if created and not any(line.get("errorCode") in RETRYABLE for line in lines):
             self.replies.keep(issuer_id, digest, lines, at=self.clock())
         return BatchAnswer(lines, replayed=False)
 
-    def _chunk(self, items: list[Item], *, first_index: int) -> list[Line]:
+    def _chunk(self, issuer_id: str, items: list[Item], *, first_index: int) -> list[Line]:
+        commands = [item.command for item in items if item.command is not None]
         try:
+            if self.bulk is not None and not needs_card_by_card(commands):
+                return self._in_bulk(issuer_id, items, commands, self.bulk, first_index)
             return self._in_one_transaction(items, first_index)
         except Collision:
             return [self._alone(item, first_index + n) for n, item in enumerate(items)]
+
+    def _in_bulk(
+        self,
+        issuer_id: str,
+        items: list[Item],
+        commands: list[PlaceOrder],
+        bulk: Callable[[], BulkIntake],
+        first_index: int,
+    ) -> list[Line]:
+        with bulk() as intake:
+            batch = BulkBatch(
+                intake, issuer_id, commands, at=self.clock(), actor=self.actor, new_id=self.new_id
+            )
+            lines = [
+                refused_line(first_index + n, item.card_id, item.problems)
+                if item.command is None
+                else outcome_line(first_index + n, item.card_id, batch.take(item.command))
+                for n, item in enumerate(items)
+            ]
+            batch.write()
+        return lines
 
     def _in_one_transaction(self, items: list[Item], first_index: int) -> list[Line]:
         lines = []
@@ -171,6 +199,12 @@ def placed_line(card_id: str, placement: Placement) -> Line:
     if placement.replayed:
         line["replayed"] = True
     return line
+
+
+def outcome_line(index: int, card_id: str, outcome: Outcome) -> Line:
+    if outcome.operation_id is None:
+        return refused_line(index, card_id, outcome.problems)
+    return placed_line(card_id, Placement(outcome.operation_id, outcome.replayed))
 
 
 def refused_line(index: int, card_id: str, problems: Sequence[Problem]) -> Line:

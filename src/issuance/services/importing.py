@@ -2,9 +2,10 @@
 
 Each record goes through what the batch API does for one card (`CardItem`, `to_command`, the
 checks of `stage_order`), so a file can neither skip a check nor weaken a sensitive-data rule.
-Orders are committed `batch_size` at a time. With a `BulkIntake` (db/bulk.py) a batch costs one
-query for its keys, one for its cards and one `executemany` per table; without one, each order
-is staged through the unit of work. A batch that collides with a concurrent writer is redone card
+Orders are committed `batch_size` at a time. With a `BulkIntake` (services/bulk_placing.py) a
+batch costs one query for its keys, one for its cards and one `executemany` per table; without
+one, or when the batch holds an order for a BULK container, each order is staged through the
+unit of work. A batch that collides with a concurrent writer is redone card
 by card with `place_order`, whose answers are then authoritative.
 
 Every line must carry an `issuerRequestId`: that key is what makes a re-import, or a run resumed
@@ -23,33 +24,24 @@ import multiprocessing
 import resource
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 from itertools import islice
-from types import TracebackType
-from typing import Any, Protocol, Self
 
 from pydantic import ValidationError
 
 from issuance.contract.orders import CardItem
 from issuance.domain.audit import Actor, AuditAction, AuditEntry
-from issuance.domain.centres import PersonalizationCentre
 from issuance.domain.errors import DomainError, InvalidRequest, Problem
-from issuance.domain.orders import Order
-from issuance.domain.programs import IssuerConfig
+from issuance.services.bulk_placing import BulkBatch, BulkIntake, Placed, needs_card_by_card
 from issuance.services.intake import IntakeKeys, to_command
 from issuance.services.order_files import Record
 from issuance.services.ordering import (
     Clock,
-    Deadlines,
     Placement,
     PlaceOrder,
-    accept_order,
-    check_order,
-    order_deadlines,
     place_order,
     stage_order,
 )
@@ -83,61 +75,6 @@ class Replay:
     line: int
     card_id: str
     operation_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Placed:
-    """An order already holding an `issuerRequestId`, as a batch's lookup finds it."""
-
-    operation_id: str
-    card_id: str
-    fingerprint: str
-    input_file_name: str | None = None
-    request: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NewOrder:
-    """An accepted order to insert, with what its rows need beside the aggregate."""
-
-    order: Order
-    request: dict[str, Any]
-    fingerprint: str
-    sealed: tuple[str, bytes] | None
-    endpoints: tuple[str, ...]  # one outbox delivery per notification endpoint
-
-
-class BulkIntake(Protocol):
-    """One transaction that looks a batch up and writes it in a few statements (db/bulk.py)."""
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    def issuer(self, issuer_id: str) -> IssuerConfig | None: ...
-
-    def centre(self, centre_id: str) -> PersonalizationCentre | None: ...
-
-    def placed(self, issuer_id: str, request_ids: Collection[str]) -> dict[str, Placed]:
-        """The orders already placed with these keys, by key."""
-        ...
-
-    def active(self, issuer_id: str, card_ids: Collection[str]) -> dict[str, str]:
-        """The operation in progress of each of these cards that has one."""
-        ...
-
-    def write(self, orders: Sequence[NewOrder], audit: Sequence[AuditEntry]) -> None:
-        """The orders with their sequence numbers, journal events and deliveries; the audit."""
-        ...
-
-    def commit(self) -> None:
-        """Raise `Collision` when a concurrent writer took a key or a card first."""
-        ...
 
 
 Item = PlaceOrder | Replay | LineReport
@@ -337,41 +274,29 @@ class Importer:
     def _in_bulk(self, items: list[Lined], bulk: Callable[[], BulkIntake]) -> list[LineReport]:
         """`stage_order`'s checks for a whole batch, with one lookup per kind of key."""
         commands = [item for _, item in items if isinstance(item, PlaceOrder)]
+        if needs_card_by_card(commands):
+            return self._in_one_transaction(items)
         with bulk() as intake:
-            keys = [c.issuer_request_id for c in commands if c.issuer_request_id is not None]
-            batch = _Batch(
-                self,
+            batch = BulkBatch(
                 intake,
-                placed=intake.placed(self.issuer_id, keys) if keys else {},
-                active=intake.active(self.issuer_id, [c.card_id for c in commands]),
-                issuer=intake.issuer(self.issuer_id) if commands else None,
+                self.issuer_id,
+                commands,
                 at=self.clock(),  # the batch is received, and committed, as one
+                actor=self.actor,
+                new_id=self.new_id,
             )
-            reports = [batch.take(line, item) for line, item in items]
-            intake.write(batch.new, batch.audit)
-            intake.commit()
+            reports = [_report_in(batch, line, item) for line, item in items]
+            batch.write()
         return reports
 
-    def replayed_entry(
-        self, card_id: str, operation_id: str, at: datetime | None = None
-    ) -> AuditEntry:
+    def replayed_entry(self, card_id: str, operation_id: str) -> AuditEntry:
         return AuditEntry(
-            at=at or self.clock(),
+            at=self.clock(),
             actor=self.actor,
             action=AuditAction.ORDER_REPLAYED,
             issuer_id=self.issuer_id,
             card_id=card_id,
             operation_id=operation_id,
-        )
-
-    def entry(self, action: str, card_id: str, order: Order, at: datetime) -> AuditEntry:
-        return AuditEntry(
-            at=at,
-            actor=self.actor,
-            action=action,
-            issuer_id=order.issuer_id,
-            card_id=card_id,
-            operation_id=order.operation_id,
         )
 
     def _in_one_transaction(self, items: list[Lined]) -> list[LineReport]:
@@ -413,88 +338,17 @@ class Importer:
         return _placed(line, item.card_id, placement)
 
 
-class _Batch:
-    """One bulk batch being checked line after line, as `stage_order` would one by one."""
-
-    def __init__(
-        self,
-        importer: Importer,
-        intake: BulkIntake,
-        *,
-        placed: dict[str, Placed],
-        active: dict[str, str],
-        issuer: IssuerConfig | None,
-        at: datetime,
-    ) -> None:
-        self.importer, self.intake, self.issuer, self.at = importer, intake, issuer, at
-        self.placed = placed  # keys taken so far, this batch's included
-        self.active = active  # cards in progress so far, this batch's included
-        self.endpoints = (
-            tuple(e.endpoint_id for e in issuer.notification_endpoints) if issuer else ()
-        )
-        self.centres: dict[str, PersonalizationCentre | None] = {}
-        self.deadlines: dict[tuple[str | None, ...], Deadlines] = {}
-        self.new: list[NewOrder] = []
-        self.audit: list[AuditEntry] = []
-
-    def take(self, line: int, item: Item) -> LineReport:
-        if isinstance(item, LineReport):
-            return item
-        if isinstance(item, Replay):
-            self.audit.append(
-                self.importer.replayed_entry(item.card_id, item.operation_id, self.at)
-            )
-            return _replayed(item.line, item.card_id, item.operation_id)
-        report = self.check(item, line)
-        if report is None:
-            return self.accept(item, line)
-        if report.result is Result.REPLAYED:
-            replayed = str(report.operation_id)
-            self.audit.append(self.importer.replayed_entry(item.card_id, replayed, self.at))
-        return report
-
-    def check(self, cmd: PlaceOrder, line: int) -> LineReport | None:
-        """A replay or a refusal, in `stage_order`'s order of checks; None to accept."""
-        found = self.placed.get(cmd.issuer_request_id) if cmd.issuer_request_id else None
-        if found is not None:
-            if found.fingerprint != cmd.fingerprint or found.card_id != cmd.card_id:
-                return _refusal(line, cmd.card_id, "IDEMPOTENCY_KEY_REUSED", "issuerRequestId")
-            return _replayed(line, cmd.card_id, found.operation_id)
-        if self.issuer is None:
-            return _refusal(line, cmd.card_id, "ISSUER_UNKNOWN", "issuerId")
-        problems = check_order(cmd, self.issuer)
-        if problems:
-            return _refused(line, cmd.card_id, problems)
-        if cmd.card_id in self.active:
-            return _refusal(line, cmd.card_id, "ORDER_IN_PROGRESS", "cardId")
-        return None
-
-    def accept(self, cmd: PlaceOrder, line: int) -> LineReport:
-        assert self.issuer is not None  # `check` refuses an unknown issuer
-        importer = self.importer
-        deadlines = self._deadlines(cmd, self.issuer)
-        order = accept_order(
-            cmd, self.issuer, deadlines, at=self.at, operation_id=importer.new_id()
-        )
-        self.new.append(NewOrder(order, cmd.request, cmd.fingerprint, cmd.sealed, self.endpoints))
-        self.audit.append(importer.entry(AuditAction.ORDER_PLACED, order.card_id, order, self.at))
-        if cmd.issuer_request_id is not None:
-            placed = Placed(order.operation_id, order.card_id, cmd.fingerprint)
-            self.placed[cmd.issuer_request_id] = placed
-        self.active[order.card_id] = order.operation_id
-        return LineReport(line, order.card_id, Result.ACCEPTED, order.operation_id)
-
-    def _deadlines(self, cmd: PlaceOrder, issuer: IssuerConfig) -> Deadlines:
-        spec = cmd.spec
-        kind = (spec.card_product_id, spec.issuance, spec.priority, spec.shipment_type)
-        if kind not in self.deadlines:
-            self.deadlines[kind] = order_deadlines(cmd, issuer, self._centre, self.at)
-        return self.deadlines[kind]
-
-    def _centre(self, centre_id: str) -> PersonalizationCentre | None:
-        if centre_id not in self.centres:
-            self.centres[centre_id] = self.intake.centre(centre_id)
-        return self.centres[centre_id]
+def _report_in(batch: BulkBatch, line: int, item: Item) -> LineReport:
+    if isinstance(item, LineReport):
+        return item
+    if isinstance(item, Replay):
+        batch.replayed(item.card_id, item.operation_id)
+        return _replayed(item.line, item.card_id, item.operation_id)
+    outcome = batch.take(item)
+    if outcome.operation_id is None:
+        return _refused(line, item.card_id, list(outcome.problems))
+    result = Result.REPLAYED if outcome.replayed else Result.ACCEPTED
+    return LineReport(line, item.card_id, result, operation_id=outcome.operation_id)
 
 
 class _Pool:
@@ -546,10 +400,6 @@ def _placed(line: int, card_id: str, placement: Placement) -> LineReport:
 
 def _replayed(line: int, card_id: str, operation_id: str) -> LineReport:
     return LineReport(line, card_id, Result.REPLAYED, operation_id=operation_id)
-
-
-def _refusal(line: int, card_id: str, code: str, field: str) -> LineReport:
-    return LineReport(line, card_id, Result.REFUSED, error_code=code, field=field)
 
 
 def _refused(line: int, card_id: str, problems: list[Problem]) -> LineReport:

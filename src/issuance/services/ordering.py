@@ -182,10 +182,29 @@ def _deadlines(
 def _issuer(issuer_id: str, uow: UnitOfWork) -> IssuerConfig:
     issuer = uow.config.issuer(issuer_id)
     if issuer is None:
-        raise NotFound(
-            f"issuer {issuer_id} is not configured", field="issuerId", code="ISSUER_UNKNOWN"
-        )
+        raise unknown_issuer(issuer_id)
     return issuer
+
+
+def unknown_issuer(issuer_id: str) -> NotFound:
+    return NotFound(
+        f"issuer {issuer_id} is not configured", field="issuerId", code="ISSUER_UNKNOWN"
+    )
+
+
+def key_reused(cmd: PlaceOrder) -> IdempotencyMismatch:
+    return IdempotencyMismatch(
+        f"issuerRequestId {cmd.issuer_request_id} was already used for a different order",
+        field="issuerRequestId",
+    )
+
+
+def in_progress(cmd: PlaceOrder, operation_id: str) -> Conflict:
+    return Conflict(
+        f"card {cmd.card_id} already has a production order in progress ({operation_id})",
+        field="cardId",
+        code="ORDER_IN_PROGRESS",
+    )
 
 
 def _replay(cmd: PlaceOrder, uow: UnitOfWork) -> Placement | None:
@@ -196,21 +215,14 @@ def _replay(cmd: PlaceOrder, uow: UnitOfWork) -> Placement | None:
         return None
     order, fingerprint = found
     if fingerprint != cmd.fingerprint or order.card_id != cmd.card_id:
-        raise IdempotencyMismatch(
-            f"issuerRequestId {cmd.issuer_request_id} was already used for a different order",
-            field="issuerRequestId",
-        )
+        raise key_reused(cmd)
     return Placement(order.operation_id, replayed=True)
 
 
 def _refuse_if_in_progress(cmd: PlaceOrder, uow: UnitOfWork) -> None:
     active = uow.orders.active_for_card(cmd.issuer_id, cmd.card_id)
     if active is not None:
-        raise Conflict(
-            f"card {cmd.card_id} already has a production order in progress ({active.operation_id})",
-            field="cardId",
-            code="ORDER_IN_PROGRESS",
-        )
+        raise in_progress(cmd, active.operation_id)
 
 
 def _after_collision(cmd: PlaceOrder, uow: UnitOfWork) -> Placement:
