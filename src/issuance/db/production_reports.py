@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from issuance.db.models import BureauEventRow
+from issuance.db.repositories import PRELOAD_CHUNK
 
 
 class SqlBureauEventLedger:
-    """Rows recorded in this transaction are also remembered, so a look-up needs no flush."""
+    """Rows recorded in this transaction are also remembered, so a look-up needs no flush; the
+    lines of preloaded operations are all known, so a look-up for them needs no query."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.recorded: set[tuple[str, str, datetime]] = set()
+        self.preloaded: set[str] = set()
+
+    def preload(self, operation_ids: Collection[str]) -> None:
+        missing = sorted(set(operation_ids) - self.preloaded)
+        for start in range(0, len(missing), PRELOAD_CHUNK):
+            chunk = missing[start : start + PRELOAD_CHUNK]
+            b = BureauEventRow
+            rows = self.session.execute(
+                select(b.operation_id, b.event, b.occurred_at).where(b.operation_id.in_(chunk))
+            )
+            self.recorded.update((op, event, _utc(at)) for op, event, at in rows)
+            self.preloaded.update(chunk)
 
     def applied(self, operation_id: str, event: str, occurred_at: datetime) -> bool:
         moment = occurred_at.astimezone(UTC)
         if (operation_id, event, moment) in self.recorded:
             return True
+        if operation_id in self.preloaded:
+            return False
         with self.session.no_autoflush:
             found = self.session.scalar(
                 select(BureauEventRow.bureau_event_id).where(
@@ -44,3 +61,8 @@ class SqlBureauEventLedger:
                 report=report[:255],
             )
         )
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite gives back naive times (stored in UTC); PostgreSQL aware ones."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -216,6 +217,15 @@ class SqlOrderRepository:
         row = self.session.get(OrderRow, operation_id)
         return None if row is None else self.track(row)
 
+    def preload(self, operation_ids: Collection[str]) -> None:
+        missing = sorted(set(operation_ids) - self.seen.keys())
+        for start in range(0, len(missing), PRELOAD_CHUNK):
+            chunk = missing[start : start + PRELOAD_CHUNK]
+            for row in self.session.scalars(
+                select(OrderRow).where(OrderRow.operation_id.in_(chunk))
+            ):
+                self.track(row)
+
     def request_of(self, operation_id: str) -> dict[str, Any]:
         known = self.seen.get(operation_id)
         row = known[1] if known else self.session.get(OrderRow, operation_id)
@@ -293,6 +303,8 @@ def _card_operations() -> Select[*tuple[Any, ...]]:
 _CARD_OPERATIONS = _card_operations()
 
 # Every order placed looks both up (idempotency, one order in progress per card): built once.
+PRELOAD_CHUNK = 500  # ids per IN (...) list: well under every driver's parameter limit
+
 _BY_REQUEST_ID = select(OrderRow).where(
     OrderRow.issuer_id == bindparam("issuer_id", type_=String),
     OrderRow.issuer_request_id == bindparam("issuer_request_id", type_=String),

@@ -7,6 +7,7 @@ event, because there is no other way to save an order.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -51,6 +52,10 @@ class OrderRepository(Protocol):
         ...
 
     def by_operation_id(self, operation_id: str) -> Order | None: ...
+
+    def preload(self, operation_ids: Collection[str]) -> None:
+        """Load these orders in one query, so `by_operation_id` finds them without another."""
+        ...
 
     def latest_for_card(self, issuer_id: str, card_id: str) -> Order | None:
         """The card's current order: the one in progress, else the most recent."""
@@ -134,6 +139,10 @@ class BureauEventLedger(Protocol):
     """The production-report lines already applied, by (operation, event, time it happened)."""
 
     def applied(self, operation_id: str, event: str, occurred_at: datetime) -> bool: ...
+
+    def preload(self, operation_ids: Collection[str]) -> None:
+        """Read these operations' lines in one query, so `applied` needs none for them."""
+        ...
 
     def record(
         self, operation_id: str, event: str, occurred_at: datetime, *, at: datetime, report: str
