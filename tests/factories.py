@@ -16,6 +16,8 @@ from sqlalchemy import Engine, select
 
 from issuance.contract.sensitive import luhn_ok
 from issuance.db.models import EventRow
+from issuance.domain.validation import OrderSpec
+from issuance.services.ordering import PlaceOrder
 
 DEMO = "DEMOBANK01"
 OTHER = "OTHERBNK02"
@@ -281,3 +283,28 @@ def expect_refused(answer: httpx.Response, status: int, code: str) -> None:
 def journal_of(engine: Any, card_id: str) -> list[tuple[int, str, str]]:
     """The card's journal as (sequence, event type, details.status)."""
     return [(e.sequence, e.event_type, e.status) for e in journal(engine, card_id)]
+
+
+def place_command(
+    card_id: str, key: str | None, fingerprint: str = "a" * 64, product: str = "DEMO-DEBIT"
+) -> PlaceOrder:
+    """A DEMOBANK01 order as the service layer takes it: decrypted, checked, nothing sealed."""
+    spec = OrderSpec(
+        card_product_id=product,
+        issuance="CREATION",
+        priority=None,
+        delivery="NO_SHIPMENT",
+        card_carrier="NO_CARRIER",
+        carrier_language=None,
+        packaging="NO_PACK",
+        inserts=(),
+        shipment_type=None,
+        delivery_country=None,
+        has_individual_address=False,
+        has_bulk_container=False,
+        card_image=None,
+        has_payment_application=True,
+        pan="4539910000000002",
+        cardholder_named=True,
+    )
+    return PlaceOrder(DEMO, card_id, key, None, spec, {}, fingerprint, None)

@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
+from issuance.db.bulk import bulk_intake_factory
 from issuance.db.engine import make_engine
 from issuance.db.sandbox import SandboxClock, SqlScenarioStore
 from issuance.db.unit_of_work import SqlUnitOfWork, unit_of_work_factory
 from issuance.security.keys import KeyRing, KeySource
+from issuance.services.grouped_ordering import GroupedOrdering
 from issuance.services.intake import IntakeKeys
 from issuance.services.simulator import Simulator
 from issuance.settings import Settings
@@ -38,6 +40,15 @@ class Platform:
     new_id: Callable[[], str] = field(default=new_operation_id)
 
     sandbox_clock: SandboxClock | None = None  # set in sandbox mode: time can be advanced
+    ordering: GroupedOrdering = field(init=False)  # single-card orders, committed in groups
+
+    def __post_init__(self) -> None:
+        self.ordering = GroupedOrdering(
+            uow=self.uow,
+            bulk=bulk_intake_factory(self.engine),
+            clock=lambda: self.clock(),  # the sandbox replaces the clock after building
+            new_id=lambda: self.new_id(),
+        )
 
     @classmethod
     def build(cls, settings: Settings) -> Platform:

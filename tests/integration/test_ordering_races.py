@@ -12,32 +12,9 @@ from issuance.db.models import OrderRow
 from issuance.db.unit_of_work import SqlUnitOfWork
 from issuance.domain.errors import Conflict
 from issuance.domain.orders import Order
-from issuance.domain.validation import OrderSpec
 from issuance.platform import Platform
-from issuance.services.ordering import Placement, PlaceOrder, place_order
-from tests.factories import DEMO, new_card_id
-
-
-def _command(card_id: str, key: str | None, fingerprint: str = "a" * 64) -> PlaceOrder:
-    spec = OrderSpec(
-        card_product_id="DEMO-DEBIT",
-        issuance="CREATION",
-        priority=None,
-        delivery="NO_SHIPMENT",
-        card_carrier="NO_CARRIER",
-        carrier_language=None,
-        packaging="NO_PACK",
-        inserts=(),
-        shipment_type=None,
-        delivery_country=None,
-        has_individual_address=False,
-        has_bulk_container=False,
-        card_image=None,
-        has_payment_application=True,
-        pan="4539910000000002",
-        cardholder_named=True,
-    )
-    return PlaceOrder(DEMO, card_id, key, None, spec, {}, fingerprint, None)
+from issuance.services.ordering import Placement, place_order
+from tests.factories import DEMO, new_card_id, place_command
 
 
 class _InterruptedBeforeCommit(SqlUnitOfWork):
@@ -75,7 +52,7 @@ def postgresql_platform(platform: Platform) -> Platform:
 
 def test_losing_an_identical_race_answers_with_the_winner(postgresql_platform: Platform) -> None:
     platform, card_id = postgresql_platform, new_card_id()
-    command = _command(card_id, "req-1")
+    command = place_command(card_id, "req-1")
     winner: list[Placement] = []
 
     def other_request() -> None:
@@ -101,7 +78,7 @@ def test_losing_a_race_for_the_card_is_a_conflict(postgresql_platform: Platform)
 
     def other_request() -> None:
         place_order(
-            _command(card_id, "req-other", "b" * 64),
+            place_command(card_id, "req-other", "b" * 64),
             uow=platform.uow(),
             clock=platform.clock,
             new_id=lambda: "op-other",
@@ -109,7 +86,7 @@ def test_losing_a_race_for_the_card_is_a_conflict(postgresql_platform: Platform)
 
     with pytest.raises(Conflict) as refused:
         place_order(
-            _command(card_id, "req-mine"),
+            place_command(card_id, "req-mine"),
             uow=_InterruptedBeforeCommit(platform, other_request),
             clock=platform.clock,
             new_id=lambda: "op-mine",

@@ -20,7 +20,7 @@ from typing import Any, Protocol, Self
 from issuance.domain.audit import Actor, AuditAction, AuditEntry
 from issuance.domain.centres import PersonalizationCentre
 from issuance.domain.containers import container_of_request
-from issuance.domain.errors import Problem
+from issuance.domain.errors import DomainError, InvalidRequest, Problem
 from issuance.domain.orders import Order
 from issuance.domain.programs import IssuerConfig
 from issuance.services.ordering import (
@@ -92,11 +92,16 @@ class BulkIntake(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What became of one card: placed (or replayed) as `operation_id`, or refused."""
+    """What became of one card: placed (or replayed) as `operation_id`, or refused by `error`
+    (the very error the per-card path raises, so an HTTP answer maps it the same way)."""
 
     operation_id: str | None = None
     replayed: bool = False
-    problems: Sequence[Problem] = ()
+    error: DomainError | None = None
+
+    @property
+    def problems(self) -> Sequence[Problem]:
+        return self.error.all_problems if self.error is not None else ()
 
 
 def needs_card_by_card(commands: Collection[PlaceOrder]) -> bool:
@@ -141,16 +146,16 @@ class BulkBatch:
         found = self.placed.get(cmd.issuer_request_id) if cmd.issuer_request_id else None
         if found is not None:
             if found.fingerprint != cmd.fingerprint or found.card_id != cmd.card_id:
-                return Outcome(problems=key_reused(cmd).all_problems)
+                return Outcome(error=key_reused(cmd))
             self.replayed(cmd.card_id, found.operation_id)
             return Outcome(found.operation_id, replayed=True)
         if self.issuer is None:
-            return Outcome(problems=unknown_issuer(cmd.issuer_id).all_problems)
+            return Outcome(error=unknown_issuer(cmd.issuer_id))
         problems = check_order(cmd, self.issuer)
         if problems:
-            return Outcome(problems=problems)
+            return Outcome(error=InvalidRequest.from_problems(problems))
         if cmd.card_id in self.active:
-            return Outcome(problems=in_progress(cmd, self.active[cmd.card_id]).all_problems)
+            return Outcome(error=in_progress(cmd, self.active[cmd.card_id]))
         return Outcome(self._accept(cmd, self.issuer))
 
     def replayed(self, card_id: str, operation_id: str) -> None:

@@ -76,13 +76,7 @@ def order_card(
     )
     if dry_run:
         return _dry_run_answer(ordering.dry_run(command, uow=platform.reader()))
-    placement = ordering.place_order(
-        command,
-        uow=platform.uow(),
-        clock=platform.clock,
-        new_id=platform.new_id,
-        actor=actor_of(issuer),
-    )
+    placement = platform.ordering.place(command, actor=actor_of(issuer))
     headers = {"Idempotent-Replayed": "true"} if placement.replayed else {}
     return JSONResponse({"operationId": placement.operation_id}, status_code=202, headers=headers)
 
