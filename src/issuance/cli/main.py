@@ -167,7 +167,8 @@ def worker(
         typer.Option(help="Serve this worker's Prometheus metrics (latency histograms) here."),
     ] = None,
 ) -> None:
-    """Deliver notifications; batch prepared orders after each cut-off; flag late orders.
+    """Deliver notifications; batch prepared orders after each cut-off; flag late orders; drop
+    expired data (sensitive data past its retention, batch answers past their 24 h).
 
     Run as many as you like on PostgreSQL: each delivery is claimed by one worker at a time.
     SIGTERM (or Ctrl-C) finishes the POSTs in flight and settles them before exiting.
@@ -177,10 +178,12 @@ def worker(
 
     import structlog
 
+    from issuance.db.batch_replies import SqlBatchReplies
     from issuance.delivery.worker import DeliveryWorker
     from issuance.logging import configure_logging
     from issuance.platform import Platform
     from issuance.services import workflow
+    from issuance.services.batch_ordering import REPLAY_WINDOW
     from issuance.services.retention import purge_expired
 
     settings = _settings()
@@ -195,6 +198,7 @@ def worker(
         workflow.batch_production(uow=platform.uow(), clock=platform.clock, after_cut_off=True)
         workflow.review_sla(uow=platform.uow(), clock=platform.clock)
         purge_expired(uow=platform.uow(), clock=platform.clock, retention=settings.retention)
+        SqlBatchReplies(platform.engine).forget(before=platform.clock() - REPLAY_WINDOW)
 
     try:
         if once:

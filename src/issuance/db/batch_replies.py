@@ -42,3 +42,9 @@ class SqlBatchReplies:
                 )
         except IntegrityError:
             pass  # a concurrent identical request kept its answer first: the same cards
+
+    def forget(self, *, before: datetime) -> int:
+        """Drop the answers kept before `before` (past the replay window); how many went."""
+        with Session(self.engine) as session, session.begin():
+            gone = session.execute(delete(BatchReplyRow).where(BatchReplyRow.created_at < before))
+        return int(getattr(gone, "rowcount", 0) or 0)
