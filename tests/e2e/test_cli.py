@@ -75,3 +75,23 @@ def test_a_broken_reference_is_reported_with_its_path(database_url: str, tmp_pat
         "issuers[0].programs[0].shippingMethodIds[3]: unknown shipping method 'pigeon'"
         in " ".join(result.stderr.split())
     )
+
+
+def test_a_server_process_exempts_what_start_up_built_from_garbage_collection(
+    tmp_path: Path,
+) -> None:
+    """The collector's long pauses were the status read's p99: start-up objects are frozen."""
+    probe = (
+        "import gc; from issuance.cli.asgi import app_from_environment; "
+        "app_from_environment(); print(gc.get_freeze_count())"
+    )
+    env = {
+        **os.environ,
+        "ISSUANCE_SANDBOX": "true",
+        "ISSUANCE_KEYS_DIR": str(tmp_path / "keys"),
+        "ISSUANCE_DATABASE_URL": f"sqlite:///{tmp_path / 'probe.db'}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert int(done.stdout.strip().splitlines()[-1]) > 50_000

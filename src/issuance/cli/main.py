@@ -178,6 +178,7 @@ def worker(
 
     import structlog
 
+    from issuance.cli.asgi import settle_garbage_collector
     from issuance.db.batch_replies import SqlBatchReplies
     from issuance.delivery.worker import DeliveryWorker
     from issuance.logging import configure_logging
@@ -193,6 +194,7 @@ def worker(
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     deliveries = DeliveryWorker(platform, concurrency=concurrency)
+    settle_garbage_collector()  # no long collection pauses in the middle of POSTs
 
     def schedule() -> None:
         workflow.batch_production(uow=platform.uow(), clock=platform.clock, after_cut_off=True)
