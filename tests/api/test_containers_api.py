@@ -294,6 +294,18 @@ def test_a_shipped_container_takes_no_new_card_and_keeps_its_second_level_contai
     expect_refused(late, 409, "CONTAINER_ALREADY_SHIPPED")
     assert late.json()["field"] == "shipment.groupId"
     assert expect_ok(containers.show(box_a))["cardCount"] == 1
+    for group, second_level, code in (
+        (box_a, dispatch, "CONTAINER_ALREADY_SHIPPED"),  # the dry run says what placing would
+        (box_a, "another-dispatch", "BULK_CONTAINER_MISMATCH"),
+    ):
+        body = _bulk_body(issuer, group, second_level)
+        dry = issuer.order(new_card_id(), body, dryRun="true")
+        assert dry.status_code == 400, dry.text
+        assert code in [p["errorCode"] for p in dry.json().get("problems", [dry.json()])]
+    new_box = _ids()[0]
+    fresh = issuer.order(new_card_id(), _bulk_body(issuer, new_box, None), dryRun="true")
+    assert fresh.status_code == 200, fresh.text  # a new container is fine, and not created
+    assert containers.show(new_box).status_code == 404
 
 
 def test_unknown_containers_and_other_issuers_get_nothing(

@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from issuance.domain.errors import IllegalTransition
+from issuance.domain.errors import Conflict, DomainError, IllegalTransition, InvalidRequest
 from issuance.domain.statuses import ShipmentStatus
 
 CONTAINER_TRANSITION_CODE = "ILLEGAL_CONTAINER_TRANSITION"
@@ -161,3 +161,26 @@ class Container:
 
     def _move(self, target: ContainerStatus, *, at: datetime, message: str | None) -> None:
         self.status, self.message, self.updated_at = target, message, at
+
+
+def refusal_to_join(container: Container, wanted: ContainerRef) -> DomainError | None:
+    """Why a new card for `wanted` cannot go into `container` (its first-level container).
+
+    A first-level container sits in one second-level container, and takes cards only until it
+    is shipped: another `orderId`, or a container already on its way, is refused.
+    """
+    if container.order_id != wanted.order_id:
+        return InvalidRequest(
+            f"container {container.group_id} travels in second-level container "
+            f"{container.order_id or '(none)'}, not {wanted.order_id or '(none)'}",
+            field="shipment.orderId",
+            code="BULK_CONTAINER_MISMATCH",
+        )
+    if container.status is not ContainerStatus.OPEN:
+        return Conflict(
+            f"container {container.group_id} was already shipped ({container.status}); "
+            "use another groupId",
+            field="shipment.groupId",
+            code="CONTAINER_ALREADY_SHIPPED",
+        )
+    return None

@@ -19,8 +19,9 @@ from issuance.domain.containers import (
     ContainerRef,
     ContainerStatus,
     container_of_request,
+    refusal_to_join,
 )
-from issuance.domain.errors import Conflict, InvalidRequest, NotFound
+from issuance.domain.errors import Conflict, InvalidRequest, NotFound, Problem
 from issuance.domain.operations import iso_utc
 from issuance.domain.orders import Order, Shipment
 from issuance.domain.statuses import Hold, OperationStatus, ProductionStatus
@@ -44,30 +45,27 @@ class ContainerAction:
 def join_container(
     uow: UnitOfWork, issuer_id: str, shipment: dict[str, Any] | None, *, at: datetime
 ) -> ContainerRef | None:
-    """The container a new BULK order goes into, created OPEN if it is the first card.
-
-    A first-level container sits in one second-level container, and takes cards only until it
-    is shipped: another `orderId`, or a container already on its way, is refused.
-    """
+    """The container a new BULK order goes into, created OPEN if it is the first card."""
     wanted = container_of_request(shipment)
     if wanted is None:
         return None
     container = uow.containers.ensure(issuer_id, wanted.group_id, order_id=wanted.order_id, at=at)
-    if container.order_id != wanted.order_id:
-        raise InvalidRequest(
-            f"container {container.group_id} travels in second-level container "
-            f"{container.order_id or '(none)'}, not {wanted.order_id or '(none)'}",
-            field="shipment.orderId",
-            code="BULK_CONTAINER_MISMATCH",
-        )
-    if container.status is not ContainerStatus.OPEN:
-        raise Conflict(
-            f"container {container.group_id} was already shipped ({container.status}); "
-            "use another groupId",
-            field="shipment.groupId",
-            code="CONTAINER_ALREADY_SHIPPED",
-        )
+    refusal = refusal_to_join(container, wanted)
+    if refusal is not None:
+        raise refusal
     return container.ref()
+
+
+def container_problems(
+    uow: UnitOfWork, issuer_id: str, shipment: dict[str, Any] | None
+) -> list[Problem]:
+    """What `join_container` would refuse, without creating the container (the dry run)."""
+    wanted = container_of_request(shipment)
+    if wanted is None:
+        return []
+    container = uow.containers.get(issuer_id, wanted.group_id, lock=False)
+    refusal = refusal_to_join(container, wanted) if container is not None else None
+    return [] if refusal is None else list(refusal.all_problems)
 
 
 def _load(uow: UnitOfWork, issuer_id: str, group_id: str, *, lock: bool = True) -> Container:

@@ -16,7 +16,7 @@ from issuance.domain.orders import Order
 from issuance.domain.programs import IssuerConfig, Program
 from issuance.domain.validation import OrderSpec, materials_for, validate_order
 from issuance.services.audit import audit_order
-from issuance.services.containers import join_container
+from issuance.services.containers import container_problems, join_container
 from issuance.services.unit_of_work import Collision, UnitOfWork
 
 Clock = Callable[[], datetime]
@@ -254,6 +254,7 @@ def dry_run(cmd: PlaceOrder, *, uow: UnitOfWork) -> list[Problem]:
     with uow:
         issuer = _issuer(cmd.issuer_id, uow)
         problems = check_order(cmd, issuer)
+        problems += container_problems(uow, cmd.issuer_id, cmd.request.get("shipment"))
         for check in (_replay, _refuse_if_in_progress):
             try:
                 check(cmd, uow)
