@@ -18,8 +18,10 @@ import httpx
 import pytest
 from joserfc.jwk import KeySet
 from sqlalchemy import Table, select
+from sqlalchemy import event as sqlalchemy_event
 
 from issuance.api.errors import schema_problems
+from issuance.db import bulk
 from issuance.db.bulk import SqlBulkIntake, bulk_intake_factory
 from issuance.db.models import AuditRow, DeliveryRow, EventRow, OrderRow
 from issuance.domain.audit import PLATFORM
@@ -358,3 +360,36 @@ def test_decrypting_in_worker_processes_changes_nothing_in_the_report(
     assert [(r.line, r.result.value) for r in reports] == [
         (n, "REFUSED" if n == 4 else "ACCEPTED") for n in range(1, 9)
     ]
+
+
+def test_a_long_bulk_load_keeps_the_planner_statistics_up(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: ANALYZE every `ANALYZE_EVERY` orders, or a batch's look-ups scan the issuer's
+    every order once the table has grown with no statistics (autovacuum off, or behind)."""
+    monkeypatch.setattr(bulk, "ANALYZE_EVERY", 6)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    sqlalchemy_event.listen(platform.engine, "before_cursor_execute", seen)
+    try:
+        jwks = platform.keys.public_jwks()
+        lines = [_item(jwks, new_card_id()) for _ in range(4)]
+        importer = _importer(
+            platform, "grow.jsonl", batch_size=2, bulk=bulk_intake_factory(platform.engine)
+        )
+        for part in range(3):  # 12 orders in batches of 2: past 6, then past 12
+            path = _write(
+                tmp_path / f"grow-{part}.jsonl", [_item(jwks, new_card_id()) for _ in lines]
+            )
+            assert {r.result.value for r in _import(importer, path)} == {"ACCEPTED"}
+    finally:
+        sqlalchemy_event.remove(platform.engine, "before_cursor_execute", seen)
+
+    analyzed = [s for s in statements if s.startswith("ANALYZE")]
+    if platform.engine.dialect.name == "postgresql":
+        assert analyzed == ["ANALYZE orders, cards, events, deliveries, audit_log"] * 2
+    else:
+        assert analyzed == []

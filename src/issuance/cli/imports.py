@@ -26,7 +26,6 @@ from rich.progress import (
 
 from issuance.api.errors import schema_problems
 from issuance.cli.actor import cli_actor
-from issuance.db.bulk import bulk_intake_factory
 from issuance.domain.errors import Problem
 from issuance.platform import Platform
 from issuance.services import order_files
@@ -76,7 +75,7 @@ def import_orders(
             actor=cli_actor(),
             schema_problems=_problems,
             batch_size=batch_size,
-            bulk=bulk_intake_factory(platform.engine),
+            bulk=platform.bulk,
             workers=workers,
         )
         with file.open("rb") as stream, report_path.open("w", newline="") as out:

@@ -9,6 +9,7 @@ the per-card path's: tests/integration/test_order_import_bulk.py compares them.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
@@ -31,6 +32,8 @@ from issuance.services.bulk_placing import NewOrder, Placed
 from issuance.services.unit_of_work import Collision
 
 _CHUNK = 500  # keys per IN (...) list: well under every driver's bound-parameter limit
+ANALYZE_EVERY = 50_000  # orders written in bulk between two ANALYZEs (PostgreSQL)
+FIRST_ANALYZE = 5_000  # the first one comes sooner: a fresh table has no statistics at all
 
 
 def _table(model: type[Base]) -> Table:
@@ -47,9 +50,11 @@ ORDERS, EVENTS, DELIVERIES, AUDIT, CARDS = (
 class SqlBulkIntake:
     """One transaction of a bulk batch (services/bulk_placing.py `BulkIntake`)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, statistics: _Statistics | None = None) -> None:
         self._engine = engine
         self._writer_lock = sqlite_writer_lock(engine)  # taken in turn with the API's writers
+        self._statistics = statistics
+        self._written = 0
 
     def __enter__(self) -> Self:
         if self._writer_lock is not None:
@@ -118,6 +123,7 @@ class SqlBulkIntake:
                 now = datetime.now(UTC)
                 sequences = self._sequences(orders)
                 self._connection.execute(insert(ORDERS), [_order_values(new) for new in orders])
+                self._written += len(orders)
                 self._journal(orders, sequences, now)
             if audit:
                 self._connection.execute(insert(AUDIT), [_audit_values(entry) for entry in audit])
@@ -131,6 +137,8 @@ class SqlBulkIntake:
         except IntegrityError as error:
             self._session.rollback()
             raise Collision(str(error.orig)) from None
+        if self._statistics is not None:
+            self._statistics.grew(self._written)
 
     def _sequences(self, orders: Sequence[NewOrder]) -> list[tuple[int, int]]:
         """Each order's event (sequence, txid), its card's counter raised as the per-card path does.
@@ -246,7 +254,37 @@ class SqlBulkIntake:
 
 
 def bulk_intake_factory(engine: Engine) -> Callable[[], SqlBulkIntake]:
-    return lambda: SqlBulkIntake(engine)
+    statistics = _Statistics(engine) if engine.dialect.name == "postgresql" else None
+    return lambda: SqlBulkIntake(engine, statistics)
+
+
+class _Statistics:
+    """Keeps PostgreSQL's planner statistics up with a bulk load, `ANALYZE_EVERY` orders.
+
+    Without them (a fresh table, or autovacuum off or behind: it is off on this machine) the
+    planner reads a batch's key look-up as a scan of every order of the issuer: 440 ms per
+    look-up at 480,000 orders, and growing, where the unique index answers in 9 ms. SQLite's
+    planner prefers the index without statistics.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._since = 0
+        self._due = min(FIRST_ANALYZE, ANALYZE_EVERY)
+
+    def grew(self, orders: int) -> None:
+        with self._lock:
+            self._since += orders
+            if self._since < self._due:
+                return
+            self._since, self._due = 0, ANALYZE_EVERY
+        with self._engine.connect() as connection:
+            connection.execute(text(f"ANALYZE {', '.join(t.name for t in _ANALYZED)}"))
+            connection.commit()
+
+
+_ANALYZED = (ORDERS, CARDS, EVENTS, DELIVERIES, AUDIT)
 
 
 def _chunks(keys: list[str]) -> list[list[str]]:

@@ -23,7 +23,6 @@ from issuance.api.deps import CurrentIssuer, PlatformDep
 from issuance.api.errors import schema_problems
 from issuance.contract.operations import ErrorBody
 from issuance.contract.order_files import ImportAccepted, OrderFileImport, ReportRow
-from issuance.db.bulk import bulk_intake_factory
 from issuance.db.order_imports import SqlOrderImports
 from issuance.domain.audit import Actor, ActorKind
 from issuance.domain.errors import InvalidRequest, Problem
@@ -83,7 +82,7 @@ def import_thread(platform: Platform) -> ImportThread:
             actor=Actor(ActorKind.ISSUER, job.actor_id, job.issuer_id),
             schema_problems=_problems,
             batch_size=BATCH_SIZE,
-            bulk=bulk_intake_factory(platform.engine),
+            bulk=platform.bulk,
         )
 
     return ImportThread(ImportRunner(uploads_of(platform), importer_for))

@@ -18,7 +18,6 @@ from issuance.contract.orders import (
     OperationAccepted,
 )
 from issuance.db.batch_replies import SqlBatchReplies
-from issuance.db.bulk import bulk_intake_factory
 from issuance.domain.errors import DomainError, InvalidRequest, Problem
 from issuance.platform import Platform
 from issuance.services import ordering
@@ -124,7 +123,7 @@ def order_cards(
         new_id=platform.new_id,
         actor=actor_of(issuer),
         digest_key=platform.intake_keys.fingerprint,
-        bulk=bulk_intake_factory(platform.engine),
+        bulk=platform.bulk,
     ).order(issuer.issuer_id, items)
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
     return JSONResponse({"cards": answer.lines}, status_code=202, headers=headers)
