@@ -252,8 +252,8 @@ class DeliveryRow(Base):
 
     __tablename__ = "deliveries"
     __table_args__ = (
-        Index("ix_deliveries_due", "status", "next_attempt_at"),
-        Index("ix_deliveries_pending", "status", "delivery_id"),  # claims walk it, oldest first
+        # claims walk it in order, oldest due first, and stop at their limit
+        Index("ix_deliveries_due", "status", "next_attempt_at", "delivery_id"),
         Index("ix_deliveries_card", "endpoint_id", "issuer_id", "card_id", "event_id"),
     )
 

@@ -1,8 +1,8 @@
 """The notification outbox: claiming deliveries (one worker at a time) and settling them.
 
 Claiming works the same on both databases: pick due deliveries whose lease is free and whose
-card has no earlier delivery still pending on the same endpoint (per-card order), then stamp
-them with the worker's id and a lease. PostgreSQL skips rows other workers are claiming
+card has no earlier delivery still pending on the same endpoint (per-card order), longest due
+first, then stamp them with the worker's id and a lease. PostgreSQL skips rows other workers are claiming
 (`FOR UPDATE SKIP LOCKED`); SQLite serialises writers, so two claims never overlap there.
 """
 
@@ -104,7 +104,7 @@ def claim(
             _in_order(blocked, unordered),
             ~disabled,
         )
-        .order_by(DeliveryRow.delivery_id)
+        .order_by(DeliveryRow.next_attempt_at, DeliveryRow.delivery_id)  # ix_deliveries_due's
         .limit(limit)
         .correlate(None)  # a subquery of the UPDATE below, on the same table
     )
@@ -131,6 +131,8 @@ def claim(
             cast_(e.payload, Text), e.recorded_at
         )
     with engine.begin() as connection:
+        if postgresql:  # see WALK_IN_ORDER
+            connection.exec_driver_sql(WALK_IN_ORDER)
         rows = connection.execute(stamp).all()
         if not rows:
             return []
@@ -161,6 +163,12 @@ def claim(
         )
     claims.sort(key=lambda item: item.delivery_id)  # RETURNING keeps no order
     return claims
+
+
+# PostgreSQL reckons that few due deliveries pass the per-card check, so it reads them all and
+# sorts them (50-120 ms per claim with 20,000 due, statistics or not) rather than walk
+# ix_deliveries_due in order and stop at the limit (3 ms). For the claim's transaction only.
+WALK_IN_ORDER = "SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off"
 
 
 def _in_order(blocked: Any, unordered: frozenset[tuple[str, str]]) -> Any:

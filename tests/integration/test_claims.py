@@ -1,0 +1,150 @@
+"""Claims take the longest-due deliveries, and find them without reading the whole backlog.
+
+A claim used to check every due delivery and sort them all before keeping its limit: 23 ms per
+claim of 256 on SQLite and 50-120 ms on PostgreSQL with 20,000 due, growing with the backlog.
+These tests pin the order a claim takes and the shape of its plan (an index walked in claim
+order, no sort), on both databases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, event, insert, select
+
+from issuance.db.models import DeliveryRow, EventRow, OrderRow
+from issuance.db.outbox import WALK_IN_ORDER, claim
+from issuance.platform import Platform
+from tests.factories import DEMO
+
+NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=5)
+
+
+def seed(engine: Engine, due_at: list[datetime]) -> list[int]:
+    """One card with one event per moment, its delivery due then; the delivery ids, in order."""
+    cards = [f"claim-{n:05d}" for n in range(len(due_at))]
+    with engine.begin() as connection:
+        connection.execute(
+            insert(OrderRow),
+            [
+                {
+                    "operation_id": f"op-{card}",
+                    "issuer_id": DEMO,
+                    "card_id": card,
+                    "request_fingerprint": "0" * 64,
+                    "status": "PENDING",
+                    "production_status": "CARD_PROD_REQUESTED",
+                    "start_time": NOW,
+                    "request": {},
+                    "updated_at": NOW,
+                    "version": 1,
+                }
+                for card in cards
+            ],
+        )
+        connection.execute(
+            insert(EventRow),
+            [
+                {
+                    "issuer_id": DEMO,
+                    "card_id": card,
+                    "operation_id": f"op-{card}",
+                    "sequence": 1,
+                    "event_type": "ACCEPTED",
+                    "payload": {"cardId": card},
+                    "occurred_at": NOW,
+                    "recorded_at": NOW,
+                }
+                for card in cards
+            ],
+        )
+        events = dict(
+            connection.execute(
+                select(EventRow.card_id, EventRow.event_id).where(EventRow.card_id.in_(cards))
+            ).all()
+        )
+        connection.execute(
+            insert(DeliveryRow),
+            [
+                {
+                    "event_id": events[card],
+                    "issuer_id": DEMO,
+                    "endpoint_id": "main",
+                    "card_id": card,
+                    "status": "PENDING",
+                    "attempts": 0,
+                    "next_attempt_at": at,
+                }
+                for card, at in zip(cards, due_at, strict=True)
+            ],
+        )
+        return list(
+            connection.scalars(select(DeliveryRow.delivery_id).order_by(DeliveryRow.delivery_id))
+        )
+
+
+def take(engine: Engine, limit: int, worker: str = "w1") -> list[int]:
+    claims = claim(engine, worker_id=worker, now=NOW, lease=LEASE, limit=limit)
+    return [c.delivery_id for c in claims]
+
+
+@contextmanager
+def statements(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
+    """The SQL statements (and their parameters) sent while the block runs."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_claim_takes_the_longest_due_first_and_leaves_what_is_not_due(
+    platform: Platform,
+) -> None:
+    minute = timedelta(minutes=1)
+    # written in this order; due in another, and the fourth not due yet
+    due = [NOW, NOW - minute, NOW - 10 * minute, NOW + minute, NOW - 3 * minute]
+    ids = seed(platform.engine, due)
+
+    first = take(platform.engine, 2)
+    second = take(platform.engine, 10)
+
+    assert first == sorted([ids[2], ids[4]])  # 10 and 3 minutes overdue
+    assert second == sorted([ids[1], ids[0]])
+    assert take(platform.engine, 10) == []  # the rest is not due, and the taken are leased
+
+
+def test_a_claim_walks_the_due_index_in_order_instead_of_sorting_the_backlog(
+    platform: Platform,
+) -> None:
+    """The plan of the very UPDATE a claim sends: no sort step, so the scan stops at the limit."""
+    engine = platform.engine
+    seed(engine, [NOW - timedelta(seconds=n) for n in range(5000)])
+    if engine.dialect.name == "postgresql":  # with statistics it would rather sort: see outbox
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ANALYZE deliveries")
+    with statements(engine) as sent:
+        assert len(take(engine, 50)) == 50
+    update, parameters = next((s, p) for s, p in sent if s.lstrip().startswith("UPDATE"))
+
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            assert [s for s, _ in sent].index(WALK_IN_ORDER) < [s for s, _ in sent].index(update)
+            connection.exec_driver_sql(WALK_IN_ORDER)
+            plan = [row[0] for row in connection.exec_driver_sql(f"EXPLAIN {update}", parameters)]
+            assert not [line for line in plan if "Sort" in line], plan
+            assert any("ix_deliveries_due" in line for line in plan), plan
+        else:
+            rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {update}", parameters)
+            plan = [row[-1] for row in rows]
+            assert not [line for line in plan if "TEMP B-TREE" in line], plan
+            assert any("ix_deliveries_due" in line for line in plan), plan
