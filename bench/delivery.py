@@ -339,7 +339,7 @@ def database_cpu(url: str) -> dict[int, float]:
 def arrivals(receiver: str, directory: Path) -> list[tuple[str, int, float]]:
     path = directory / f"arrivals-{uuid.uuid4().hex}.json"
     httpx.post(f"{receiver}/dump", json={"path": str(path)}, timeout=60)
-    return [tuple(item) for item in json.loads(path.read_text())]  # type: ignore[misc]
+    return [tuple(item) for item in json.loads(path.read_text())]
 
 
 def wait_for(receiver: str, count: int, timeout: float) -> None:
@@ -428,6 +428,23 @@ def lag(
     }
 
 
+def drain_round(
+    platform: Platform,
+    url: str,
+    receiver: str,
+    args: argparse.Namespace,
+    directory: Path,
+    other_ceilings: float,
+) -> dict[str, Any]:
+    """The fastest raw loop, then a drain right after it: a ratio from one stretch of time."""
+    ceiling = round(uvloop.run(ceiling_aiohttp(receiver + NOTIFY, 5.0, 32)), 1)
+    drained = throughput(platform, url, receiver, args, directory)
+    best = max(ceiling, other_ceilings)
+    ratio = round(drained["posts_per_second"] / best, 2)
+    cpu = CEILING_CPU_US.get("uvloop")
+    return {"ceiling": ceiling, "ceiling_cpu_us": cpu, "throughput": drained, "ratio": ratio}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=None, help="default: a new SQLite file")
@@ -443,6 +460,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--profile", type=Path, default=None, help="py-spy each drain worker, output here"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="ceiling-then-drain rounds; the median round (by ratio) is reported",
     )
     args = parser.parse_args()
 
@@ -460,33 +483,48 @@ def main() -> None:
                     break
                 except httpx.HTTPError:
                     time.sleep(0.05)
-            loops = (
+            others = (
                 ("aiohttp", ceiling_aiohttp, asyncio.run),
-                ("aiohttp+uvloop", ceiling_aiohttp, uvloop.run),
                 ("httpx", ceiling_httpx, asyncio.run),
                 ("httpx+uvloop", ceiling_httpx, uvloop.run),
             )
             ceilings = {
                 name: round(run(loop(receiver + NOTIFY, 5.0, 32)), 1)
-                for name, loop, run in loops
-                if not args.quick or name == "aiohttp+uvloop"
+                for name, loop, run in others
+                if not args.quick
             }
             platform = prepare_database(url, receiver, args.per_call)
-            drained = throughput(platform, url, receiver, args, directory)
+            rounds = [
+                drain_round(
+                    platform, url, receiver, args, directory, max(ceilings.values(), default=0)
+                )
+                for _ in range(args.rounds)
+            ]
             lagged = None if args.quick else lag(platform, url, receiver, args, directory)
             platform.close()
         finally:
             server.terminate()
             server.wait()
-    ceiling = max(ceilings.values())
+    # the machine is shared and each figure moves by a third from run to run: the median round
+    middle = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]
+    ceilings["aiohttp+uvloop"] = middle["ceiling"]
+    drained = middle["throughput"]
     figures = {
         "database": url.split(":", 1)[0],
         "workers": args.workers,
         "per_call": args.per_call,
         "ceiling_posts_per_second": ceilings,
         "throughput": drained,
-        "ratio_to_ceiling": round(drained["posts_per_second"] / ceiling, 2),
-        "ceiling_cpu_us_per_post": CEILING_CPU_US.get("uvloop"),
+        "ratio_to_ceiling": middle["ratio"],
+        "rounds": [
+            {
+                "ceiling": r["ceiling"],
+                "posts_per_second": r["throughput"]["posts_per_second"],
+                "ratio": r["ratio"],
+            }
+            for r in rounds
+        ],
+        "ceiling_cpu_us_per_post": middle["ceiling_cpu_us"],
         "lag": lagged,
         "cpu_count": os.cpu_count(),
         "bench_cpu_seconds": round(

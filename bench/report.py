@@ -62,7 +62,7 @@ def delivery_rows(figures: list[dict[str, Any]]) -> list[str]:
         rows.append(
             f"| {item['database'].split('+')[0]} | {item['workers']} | {item['per_call']} "
             f"| {drained['posts_per_second']:,.0f} | {drained['per_second']:,.0f} "
-            f"| {ceiling[1]:,.0f} ({ceiling[0]}) | {item['ratio_to_ceiling']:.2f} "
+            f"| {ceiling[1]:,.0f} ({ceiling[0]}) | {item['ratio_to_ceiling']:.2f}{_spread(item)} "
             f"| {drained.get('worker_cpu_us_per_notification', '?')} "
             f"({item.get('ceiling_cpu_us_per_post', '?')}) "
             f"| {drained['worker_cpu_seconds']} / {drained.get('receiver_cpu_seconds', '?')} / "
@@ -71,6 +71,16 @@ def delivery_rows(figures: list[dict[str, Any]]) -> list[str]:
             f"| {lag.get('p50_ms', '?')} / {lag.get('p99_ms', '?')} |"
         )
     return rows
+
+
+def _spread(item: dict[str, Any]) -> str:
+    """The rounds' lowest and highest ratio, when the run had several (the median is shown)."""
+    ratios = [r["ratio"] for r in item.get("rounds", [])]
+    return (
+        f" ({min(ratios):.2f} to {max(ratios):.2f}, {len(ratios)} rounds)"
+        if len(ratios) > 1
+        else ""
+    )
 
 
 def _load(load: list[float] | None) -> str:
@@ -209,7 +219,10 @@ def main() -> None:
             "20,000 events for 20,000 cards drained by `issuance worker` processes into a local",
             "receiver; the rate is counted at the receiver, first arrival to last. The ceiling is the",
             "fastest raw POST loop measured in the same run against the same receiver (32 in flight,",
-            "one signed operation per POST); the ratio compares POSTs with POSTs. Lag: events",
+            "one signed operation per POST); the ratio compares POSTs with POSTs. Each run is three",
+            "rounds of the aiohttp+uvloop loop then a drain, and the round with the median ratio is",
+            "shown, with the rounds' range: on this shared machine one figure moves by a third from",
+            "one run to the next, the ceiling as much as the drain. Lag: events",
             "written at a steady rate while the workers run, arrival minus commit. CPU: the",
             "workers' from the first arrival on (start-up excluded) per notification, beside the",
             "raw loop's per POST; then CPU seconds of the drain for the workers (start-up",
