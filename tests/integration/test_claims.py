@@ -10,81 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, event, insert, select
+from sqlalchemy import Engine, event
 
-from issuance.db.models import DeliveryRow, EventRow, OrderRow
 from issuance.db.outbox import WALK_IN_ORDER, claim
 from issuance.platform import Platform
-from tests.factories import DEMO
+from tests.outbox import NOW, Row, write
 
-NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
 
 
 def seed(engine: Engine, due_at: list[datetime]) -> list[int]:
     """One card with one event per moment, its delivery due then; the delivery ids, in order."""
-    cards = [f"claim-{n:05d}" for n in range(len(due_at))]
-    with engine.begin() as connection:
-        connection.execute(
-            insert(OrderRow),
-            [
-                {
-                    "operation_id": f"op-{card}",
-                    "issuer_id": DEMO,
-                    "card_id": card,
-                    "request_fingerprint": "0" * 64,
-                    "status": "PENDING",
-                    "production_status": "CARD_PROD_REQUESTED",
-                    "start_time": NOW,
-                    "request": {},
-                    "updated_at": NOW,
-                    "version": 1,
-                }
-                for card in cards
-            ],
-        )
-        connection.execute(
-            insert(EventRow),
-            [
-                {
-                    "issuer_id": DEMO,
-                    "card_id": card,
-                    "operation_id": f"op-{card}",
-                    "sequence": 1,
-                    "event_type": "ACCEPTED",
-                    "payload": {"cardId": card},
-                    "occurred_at": NOW,
-                    "recorded_at": NOW,
-                }
-                for card in cards
-            ],
-        )
-        events = dict(
-            connection.execute(
-                select(EventRow.card_id, EventRow.event_id).where(EventRow.card_id.in_(cards))
-            ).all()
-        )
-        connection.execute(
-            insert(DeliveryRow),
-            [
-                {
-                    "event_id": events[card],
-                    "issuer_id": DEMO,
-                    "endpoint_id": "main",
-                    "card_id": card,
-                    "status": "PENDING",
-                    "attempts": 0,
-                    "next_attempt_at": at,
-                }
-                for card, at in zip(cards, due_at, strict=True)
-            ],
-        )
-        return list(
-            connection.scalars(select(DeliveryRow.delivery_id).order_by(DeliveryRow.delivery_id))
-        )
+    return write(engine, [Row(f"claim-{n:05d}", 1, at) for n, at in enumerate(due_at)])
 
 
 def take(engine: Engine, limit: int, worker: str = "w1") -> list[int]:

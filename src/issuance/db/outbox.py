@@ -392,7 +392,32 @@ def replay(
                 claimed_until=None,
             )
         )
+        replayed = aliased(DeliveryRow)
+        _due_now(  # the cards' later events, parked behind the replayed ones (db/parking.py)
+            session,
+            exists().where(
+                replayed.endpoint_id == DeliveryRow.endpoint_id,
+                replayed.issuer_id == DeliveryRow.issuer_id,
+                replayed.card_id == DeliveryRow.card_id,
+                replayed.event_id < DeliveryRow.event_id,
+                replayed.event_id.in_(target),
+            ),
+            now=now,
+        )
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _due_now(session: Session, which: Any, *, now: datetime) -> None:
+    """Pending deliveries due later (a retry, or parked) become due now."""
+    session.execute(
+        update(DeliveryRow)
+        .where(
+            DeliveryRow.status == DeliveryStatus.PENDING.value,
+            DeliveryRow.next_attempt_at > now,
+            which,
+        )
+        .values(next_attempt_at=now)
+    )
 
 
 def disabled_endpoints(engine: Engine) -> list[tuple[str, str, datetime, str]]:
@@ -408,14 +433,18 @@ def disabled_endpoints(engine: Engine) -> list[tuple[str, str, datetime, str]]:
 def enable_endpoint(
     engine: Engine, *, issuer_id: str, endpoint_id: str, at: datetime | None = None
 ) -> bool:
-    """Resume delivery to an endpoint; its pending notifications flow again (GONE and FAILED
-    ones need a replay) and its failure streak starts over. False when it was not disabled."""
+    """Resume delivery to an endpoint; its pending notifications are due at once (GONE and
+    FAILED ones need a replay) and its failure streak starts over. False when it was not
+    disabled."""
+    at = at or datetime.now(UTC)
     with Session(engine) as session, session.begin():
         row = session.get(EndpointStateRow, (issuer_id, endpoint_id))
         if row is None:
             return False
         session.delete(row)
-        reset(session, issuer_id, endpoint_id, at=at or datetime.now(UTC))
+        reset(session, issuer_id, endpoint_id, at=at)
+        endpoint = and_(DeliveryRow.issuer_id == issuer_id, DeliveryRow.endpoint_id == endpoint_id)
+        _due_now(session, endpoint, now=at)
         return True
 
 

@@ -29,6 +29,7 @@ import structlog
 import uvloop
 
 from issuance.db.outbox import Claim, Settlement, claim, settle
+from issuance.db.parking import PARK_EVERY, park_waiting
 from issuance.db.sandbox import SqlChaosStore
 from issuance.delivery import metrics
 from issuance.delivery.outbound_auth import TokenCache, TokenUnavailable
@@ -69,6 +70,7 @@ class DeliveryWorker:
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="delivery-db")
     )
     _anchor: tuple[datetime, float] = field(default_factory=lambda: (utc_now(), time.monotonic()))
+    _parked_at: float = float("-inf")  # monotonic; see db/parking.py
 
     # --- entry points ---
 
@@ -139,6 +141,9 @@ class DeliveryWorker:
             + [k for k, c in chaos.items() if c.reorder]
         )
         self._gone.clear()  # a 410 is settled by now: claiming skips disabled endpoints
+        if time.monotonic() - self._parked_at >= PARK_EVERY.total_seconds():
+            park_waiting(self.platform.engine, now=now, unordered=unordered)
+            self._parked_at = time.monotonic()
         claims = claim(
             self.platform.engine,
             worker_id=self.identity,
