@@ -44,12 +44,13 @@ soak: $(STAMP)
 	RELIABILITY_PROFILE=soak $(BIN)/pytest tests/reliability -n 2 --dist loadgroup -p no:randomly
 
 ## bench: delivery throughput and lag next to the raw POST ceiling (SQLite, then PostgreSQL at
-## ISSUANCE_BENCH_DATABASE_URL); order intake (SQLite; PostgreSQL with 1 and 2 API processes),
+## ISSUANCE_BENCH_DATABASE_URL); claims behind a backlog, before and after parking; order intake (SQLite; PostgreSQL with 1 and 2 API processes),
 ## status with a million orders (SQLite, PostgreSQL), and a file import of IMPORT_LINES lines
 ## (default 1,000,000) next to an executemany of its rows; each next to its ceiling measured in the
 ## same run; writes bench/results/*.json and bench/RESULTS.md. Intake takes ~2 minutes a run,
 ## status ~6 a run on a quiet machine (seeding a million orders is most of it).
 BENCH_PG ?= $${ISSUANCE_BENCH_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/bench_delivery}
+BENCH_PG_CLAIMS ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_claims
 BENCH_PG_INTAKE ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_intake
 BENCH_PG_STATUS ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_status
 BENCH_PG_IMPORT ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_import
@@ -60,6 +61,8 @@ bench: $(STAMP)
 		$(BIN)/python bench/delivery.py --workers $$2 --per-call $$3 $$url \
 			--json bench/results/delivery-$$1-w$$2-k$$3.json || exit 1; \
 	done
+	$(BIN)/python bench/claims.py --json bench/results/claims-sqlite.json
+	$(BIN)/python bench/claims.py --database-url $(BENCH_PG_CLAIMS) --json bench/results/claims-postgresql.json
 	$(BIN)/python bench/intake.py --json bench/results/intake-sqlite-p1.json
 	for processes in 1 2; do \
 		$(BIN)/python bench/intake.py --database-url $(BENCH_PG_INTAKE) --api-processes $$processes \

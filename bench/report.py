@@ -73,6 +73,21 @@ def delivery_rows(figures: list[dict[str, Any]]) -> list[str]:
     return rows
 
 
+def claim_rows(figures: list[dict[str, Any]]) -> list[str]:
+    rows = [
+        "| database | waiting | due | claim ms before parking (median) | parking ms (parked) "
+        "| claim ms after (median) | parking ms, nothing to park |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for item in figures:
+        rows.append(
+            f"| {item['database'].split('+')[0]} | {item['waiting']:,} | {item['due']:,} "
+            f"| {item['median_claim_ms_before']} | {item['parking_ms']} ({item['parked']:,}) "
+            f"| {item['median_claim_ms_after']} | {item['parking_ms_with_nothing_to_park']} |"
+        )
+    return rows
+
+
 def _spread(item: dict[str, Any]) -> str:
     """The rounds' lowest and highest ratio, when the run had several (the median is shown)."""
     ratios = [r["ratio"] for r in item.get("rounds", [])]
@@ -235,6 +250,15 @@ def main() -> None:
             "Each ceiling loop, in POSTs/s:",
             "",
             *ceilings,
+            "",
+            "### Claims behind a backlog (`bench/claims.py`)",
+            "",
+            "Claims of 256 with deliveries no claim may take in front (cards whose first event",
+            "waits for a retry an hour on while their next event is due: an endpoint down), before",
+            "and after one parking walk (`db/parking.py`, every 10 s in each worker); then the",
+            "walk's cost when there is nothing left to park.",
+            "",
+            *claim_rows(load("claims-*.json")),
             "",
             "## Order intake (`bench/intake.py`)",
             "",
