@@ -5,8 +5,9 @@
 The outbox holds M new deliveries any worker may send, behind N that it may not: N cards whose
 first event waits for a retry in an hour while their second event is due (an endpoint that is
 down, its cards moving on). A claim walks the due deliveries longest due first, so it meets the
-N first. Timed: claims of 256 as they were, one parking walk, then the same claims again, and a
-second parking walk with nothing left to park (the cost a worker pays every 10 s).
+N first. Timed: claims of 256 as they were, parking (walks of 5,000 one after the other, as a
+worker makes them), then the same claims again, and a walk with nothing left to park (the cost
+a worker pays every 10 s).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sqlalchemy import insert, select, update
 
 from issuance.db.models import DeliveryRow, EventRow
 from issuance.db.outbox import claim
-from issuance.db.parking import park_waiting
+from issuance.db.parking import PARK_WINDOW, park_waiting
 from issuance.platform import Platform
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -92,10 +93,17 @@ def timed_claims(platform: Platform, now: datetime, rounds: int, worker: str) ->
     return took
 
 
-def timed_parking(platform: Platform, now: datetime) -> tuple[float, int]:
-    started = time.perf_counter()
-    parked = park_waiting(platform.engine, now=now)
-    return round((time.perf_counter() - started) * 1000, 1), parked
+def timed_parking(platform: Platform, now: datetime) -> tuple[list[float], int]:
+    """Walks as a worker makes them, one after the other while a walk parks half a window or
+    more; the milliseconds of each walk, and the deliveries parked in all."""
+    took, parked = [], 0
+    while True:
+        started = time.perf_counter()
+        moved = park_waiting(platform.engine, now=now)
+        took.append(round((time.perf_counter() - started) * 1000, 1))
+        parked += moved
+        if moved < PARK_WINDOW // 2:
+            return took, parked
 
 
 def main() -> None:
@@ -129,9 +137,10 @@ def main() -> None:
         "claim_ms_after_parking": after,
         "median_claim_ms_before": statistics.median(before),
         "median_claim_ms_after": statistics.median(after),
-        "parking_ms": parking,
+        "parking_walks_ms": parking,
+        "parking_ms": round(sum(parking), 1),
         "parked": parked,
-        "parking_ms_with_nothing_to_park": idle_parking,
+        "parking_ms_with_nothing_to_park": idle_parking[0],
         "load_average_1min": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(figures, indent=2))

@@ -75,14 +75,15 @@ def delivery_rows(figures: list[dict[str, Any]]) -> list[str]:
 
 def claim_rows(figures: list[dict[str, Any]]) -> list[str]:
     rows = [
-        "| database | waiting | due | claim ms before parking (median) | parking ms (parked) "
+        "| database | waiting | due | claim ms before parking (median) | parking ms (walks, parked) "
         "| claim ms after (median) | parking ms, nothing to park |",
         "|---|---|---|---|---|---|---|",
     ]
     for item in figures:
         rows.append(
             f"| {item['database'].split('+')[0]} | {item['waiting']:,} | {item['due']:,} "
-            f"| {item['median_claim_ms_before']} | {item['parking_ms']} ({item['parked']:,}) "
+            f"| {item['median_claim_ms_before']} | {item['parking_ms']} "
+            f"({len(item.get('parking_walks_ms', [0]))}, {item['parked']:,}) "
             f"| {item['median_claim_ms_after']} | {item['parking_ms_with_nothing_to_park']} |"
         )
     return rows
@@ -255,8 +256,8 @@ def main() -> None:
             "",
             "Claims of 256 with deliveries no claim may take in front (cards whose first event",
             "waits for a retry an hour on while their next event is due: an endpoint down), before",
-            "and after one parking walk (`db/parking.py`, every 10 s in each worker); then the",
-            "walk's cost when there is nothing left to park.",
+            "and after parking (`db/parking.py`: walks of 5,000 due deliveries, every 10 s in each",
+            "worker, or at once while a walk finds them); then a walk's cost with nothing to park.",
             "",
             *claim_rows(load("claims-*.json")),
             "",

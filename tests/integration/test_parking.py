@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from issuance.db import parking
 from issuance.db.endpoint_health import disable
 from issuance.db.models import DeliveryRow
 from issuance.db.outbox import claim, enable_endpoint, replay
 from issuance.db.parking import DISABLED_FOR, park_waiting
+from issuance.delivery import worker as delivery_worker
 from issuance.delivery.worker import DeliveryWorker
 from issuance.platform import Platform
 from tests.factories import DEMO
@@ -102,6 +105,25 @@ def test_a_worker_parks_before_it_claims(platform: Platform) -> None:
     assert worker.run_once() == 0
 
     assert due_at(engine, [front, waiting]) == [LATER, LATER]
+
+
+def test_a_walk_looks_at_a_window_of_the_longest_due_and_the_worker_walks_on(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(parking, "PARK_WINDOW", 4)
+    monkeypatch.setattr(delivery_worker, "PARK_WINDOW", 4)
+    engine = platform.engine
+    rows = [Row(f"card-{n}", 1, LATER) for n in range(10)]
+    rows += [Row(f"card-{n}", 2, NOW - (20 - n) * MINUTE) for n in range(10)]  # card-0 first
+    waiting = write(engine, rows)[10:]
+
+    assert park_waiting(engine, now=NOW) == 4
+    assert due_at(engine, waiting)[:5] == [LATER] * 4 + [NOW - 16 * MINUTE]
+
+    worker = DeliveryWorker(platform, clock=lambda: NOW, identity="w1")
+    worker.run_once()  # a full window: the next claim walks again, not PARK_EVERY later
+    worker.run_once()
+    assert due_at(engine, waiting) == [LATER] * 10
 
 
 def _disable(platform: Platform, endpoint: str) -> None:

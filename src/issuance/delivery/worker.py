@@ -29,7 +29,7 @@ import structlog
 import uvloop
 
 from issuance.db.outbox import Claim, Settlement, claim, settle
-from issuance.db.parking import PARK_EVERY, park_waiting
+from issuance.db.parking import PARK_EVERY, PARK_WINDOW, park_waiting
 from issuance.db.sandbox import SqlChaosStore
 from issuance.delivery import metrics
 from issuance.delivery.outbound_auth import TokenCache, TokenUnavailable
@@ -70,7 +70,7 @@ class DeliveryWorker:
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="delivery-db")
     )
     _anchor: tuple[datetime, float] = field(default_factory=lambda: (utc_now(), time.monotonic()))
-    _parked_at: float = float("-inf")  # monotonic; see db/parking.py
+    _park_at: float = float("-inf")  # monotonic; see db/parking.py
 
     # --- entry points ---
 
@@ -141,9 +141,10 @@ class DeliveryWorker:
             + [k for k, c in chaos.items() if c.reorder]
         )
         self._gone.clear()  # a 410 is settled by now: claiming skips disabled endpoints
-        if time.monotonic() - self._parked_at >= PARK_EVERY.total_seconds():
-            park_waiting(self.platform.engine, now=now, unordered=unordered)
-            self._parked_at = time.monotonic()
+        if time.monotonic() >= self._park_at:
+            parked = park_waiting(self.platform.engine, now=now, unordered=unordered)
+            more = parked >= PARK_WINDOW // 2  # the window was full of them: walk on at once
+            self._park_at = time.monotonic() + (0 if more else PARK_EVERY.total_seconds())
         claims = claim(
             self.platform.engine,
             worker_id=self.identity,
