@@ -17,7 +17,7 @@ from sqlalchemy import Engine, event
 
 from issuance.db.outbox import WALK_IN_ORDER, claim
 from issuance.platform import Platform
-from tests.outbox import NOW, Row, write
+from tests.outbox import NOW, Row, due_at, write
 
 LEASE = timedelta(minutes=5)
 
@@ -88,3 +88,20 @@ def test_a_claim_walks_the_due_index_in_order_instead_of_sorting_the_backlog(
             plan = [row[-1] for row in rows]
             assert not [line for line in plan if "TEMP B-TREE" in line], plan
             assert any("ix_deliveries_due" in line for line in plan), plan
+
+
+def test_claimed_deliveries_are_due_again_when_their_lease_ends(platform: Platform) -> None:
+    """A claim moves what it takes out of the due walk until its lease ends, so claims do not
+    step over the deliveries in flight; one whose worker died is taken again then."""
+    engine = platform.engine
+    ids = seed(engine, [NOW - timedelta(minutes=3), NOW - timedelta(minutes=2), NOW])
+    assert take(engine, 2) == ids[:2]
+
+    assert due_at(engine, ids) == [NOW + LEASE, NOW + LEASE, NOW]
+    second = timedelta(seconds=1)
+    assert take_at(engine, NOW + LEASE - second, "w2") == [ids[2]]
+    assert take_at(engine, NOW + LEASE + second, "w2") == ids[:2]
+
+
+def take_at(engine: Engine, at: datetime, worker: str) -> list[int]:
+    return [c.delivery_id for c in claim(engine, worker_id=worker, now=at, lease=LEASE, limit=10)]

@@ -44,7 +44,10 @@ class Delivery(WireModel):
     card_id: str
     sequence: int = Field(description="The event's per-card sequence")
     status: str = Field(description=DELIVERY_STATUS)
-    next_attempt_at: Time | None
+    next_attempt_at: Time | None = Field(
+        description="PENDING: not tried before then (in flight: when its lease ends; waiting"
+        " behind the card's earlier event: that event's next try); done: its last try"
+    )
     delivered_at: Time | None
     last_status_code: int | None
     last_error: str | None

@@ -115,7 +115,8 @@ def claim(
     stamp = (
         update(_table(DeliveryRow))
         .where(d.delivery_id.in_(due.scalar_subquery()))
-        .values(claimed_by=worker_id, claimed_until=now + lease)
+        # due again when the lease ends: claims no longer walk past the deliveries in flight
+        .values(claimed_by=worker_id, claimed_until=now + lease, next_attempt_at=now + lease)
         .returning(
             d.delivery_id,
             d.event_id,
@@ -255,10 +256,7 @@ def _settle(
                 first_attempt_at=func.coalesce(
                     deliveries.c.first_attempt_at, bindparam("b_attempted_at")
                 ),
-                next_attempt_at=func.coalesce(
-                    bindparam("b_next", type_=deliveries.c.next_attempt_at.type),
-                    deliveries.c.next_attempt_at,
-                ),
+                next_attempt_at=bindparam("b_next", type_=deliveries.c.next_attempt_at.type),
                 delivered_at=func.coalesce(
                     bindparam("b_delivered", type_=deliveries.c.delivered_at.type),
                     deliveries.c.delivered_at,
@@ -341,7 +339,8 @@ def _settled(item: Settlement, worker_id: str) -> dict[str, Any]:
         "b_code": item.outcome.status_code,
         "b_error": (item.outcome.error or "")[:255] or None,
         "b_attempted_at": item.attempted_at,
-        "b_next": item.decision.next_attempt_at,
+        # the retry's moment; for a delivery that is done, when it was last tried
+        "b_next": item.decision.next_attempt_at or item.attempted_at,
         "b_delivered": item.attempted_at if status is DeliveryStatus.DELIVERED else None,
     }
 
