@@ -2,8 +2,9 @@
 
 Claiming works the same on both databases: pick due deliveries whose lease is free and whose
 card has no earlier delivery still pending on the same endpoint (per-card order), longest due
-first, then stamp them with the worker's id and a lease. PostgreSQL skips rows other workers are claiming
-(`FOR UPDATE SKIP LOCKED`); SQLite serialises writers, so two claims never overlap there.
+first, then stamp them with the worker's id and a lease. PostgreSQL skips rows other workers
+are claiming (`FOR UPDATE SKIP LOCKED`); SQLite serialises writers, so two claims never overlap
+there.
 """
 
 from __future__ import annotations
@@ -91,10 +92,6 @@ def claim(
             earlier.status == DeliveryStatus.PENDING.value,
         )
     )
-    disabled = exists().where(
-        EndpointStateRow.issuer_id == DeliveryRow.issuer_id,
-        EndpointStateRow.endpoint_id == DeliveryRow.endpoint_id,
-    )
     due = (
         select(DeliveryRow.delivery_id)
         .where(
@@ -102,7 +99,7 @@ def claim(
             DeliveryRow.next_attempt_at <= now,
             (DeliveryRow.claimed_until.is_(None)) | (DeliveryRow.claimed_until < now),
             _in_order(blocked, unordered),
-            ~disabled,
+            ~endpoint_disabled(),
         )
         .order_by(DeliveryRow.next_attempt_at, DeliveryRow.delivery_id)  # ix_deliveries_due's
         .limit(limit)
@@ -173,15 +170,25 @@ WALK_IN_ORDER = "SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off"
 
 
 def _in_order(blocked: Any, unordered: frozenset[tuple[str, str]]) -> Any:
-    if not unordered:
-        return ~blocked
-    opted_out = or_(
+    return or_(~blocked, opted_out(unordered)) if unordered else ~blocked
+
+
+def opted_out(unordered: frozenset[tuple[str, str]]) -> Any:
+    """The delivery is for one of these (issuer, endpoint) pairs (not empty)."""
+    return or_(
         *(
             and_(DeliveryRow.issuer_id == issuer, DeliveryRow.endpoint_id == endpoint)
             for issuer, endpoint in sorted(unordered)
         )
     )
-    return or_(~blocked, opted_out)
+
+
+def endpoint_disabled() -> Any:
+    """The delivery's endpoint is disabled (a 410, or failing too long)."""
+    return exists().where(
+        EndpointStateRow.issuer_id == DeliveryRow.issuer_id,
+        EndpointStateRow.endpoint_id == DeliveryRow.endpoint_id,
+    )
 
 
 _STATUS_BY_VERDICT = {

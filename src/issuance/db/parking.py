@@ -19,13 +19,12 @@ due deliveries); a walk that parked much is followed by another at the next clai
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Engine, and_, case, exists, or_, select, update
+from sqlalchemy import Engine, case, or_, select, true, update
 from sqlalchemy.orm import aliased
 
-from issuance.db.models import DeliveryRow, EndpointStateRow
-from issuance.db.outbox import WALK_IN_ORDER, DeliveryStatus
+from issuance.db.models import DeliveryRow
+from issuance.db.outbox import WALK_IN_ORDER, DeliveryStatus, endpoint_disabled, opted_out
 
 PARK_EVERY = timedelta(seconds=10)  # how often a worker parks
 PARK_WINDOW = 5_000  # due deliveries looked at by one walk, longest due first
@@ -73,30 +72,16 @@ def park_waiting(
         .limit(PARK_WINDOW)
     )
     due = d.delivery_id.in_(window.scalar_subquery())
-    disabled = exists().where(
-        EndpointStateRow.issuer_id == d.issuer_id,
-        EndpointStateRow.endpoint_id == d.endpoint_id,
-    )
+    ordered = ~opted_out(unordered) if unordered else true()
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             connection.exec_driver_sql(WALK_IN_ORDER)
         behind = connection.execute(
             update(d)
-            .where(due, _ordered(unordered), front_tried_at > now)
+            .where(due, ordered, front_tried_at > now)
             .values(next_attempt_at=front_tried_at)
         )
         held = connection.execute(
-            update(d).where(due, disabled).values(next_attempt_at=now + DISABLED_FOR)
+            update(d).where(due, endpoint_disabled()).values(next_attempt_at=now + DISABLED_FOR)
         )
         return int(behind.rowcount) + int(held.rowcount)
-
-
-def _ordered(unordered: frozenset[tuple[str, str]]) -> Any:
-    if not unordered:
-        return True
-    return ~or_(
-        *(
-            and_(DeliveryRow.issuer_id == issuer, DeliveryRow.endpoint_id == endpoint)
-            for issuer, endpoint in sorted(unordered)
-        )
-    )
