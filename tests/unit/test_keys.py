@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from joserfc.jwk import ECKey
 
+from issuance.security import keys
 from issuance.security.envelope import open_envelope, seal_envelope
 from issuance.security.field_encryption import decrypt_fields, encrypt_fields
 from issuance.security.keys import (
@@ -150,3 +151,11 @@ def test_the_fingerprint_key_differs_from_the_token_key(tmp_path: Path) -> None:
 
     assert len(ring.fingerprint_key) == 32
     assert ring.fingerprint_key != ring.token_key.raw_value
+
+
+def test_a_new_key_id_never_reads_as_a_command_line_option(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    drawn = iter(["-leading-dash-00", "_fine-key-id-001"])  # the first would be an option
+    monkeypatch.setattr(keys.secrets, "token_urlsafe", lambda _: next(drawn))
+    assert keys.new_kid() == "_fine-key-id-001"

@@ -72,7 +72,11 @@ class KeyRing:
 
 
 def new_kid() -> str:
-    return secrets.token_urlsafe(12)
+    """16 URL-safe characters, never a leading '-': operators pass ids on the command line
+    (`issuance keys retire-master KID`), where one would read as an option (1 id in 64)."""
+    while (kid := secrets.token_urlsafe(12)).startswith("-"):
+        pass
+    return kid
 
 
 def new_master_key() -> dict[str, str]:
