@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,7 +32,7 @@ class Settings(BaseSettings):
     token_issuer: str = "issuance"  # noqa: S105 (a name, not a secret)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # 1000 cards fit easily
     public_base_url: str = "http://127.0.0.1:8000"
-    log_json: bool = False
+    log_json: bool | None = None  # None: JSON unless standard output is a terminal
     simulator: bool | None = None  # the sandbox bureau; None: on in sandbox mode, off otherwise
     simulator_step_seconds: float = Field(default=5.0, gt=0)  # sandbox time between two steps
     simulator_interval_seconds: float = Field(default=1.0, gt=0)  # real time between two rounds
@@ -66,6 +67,11 @@ class Settings(BaseSettings):
     @property
     def order_files_directory(self) -> Path:
         return self.order_files_dir or self.keys_dir.parent / "order-files"
+
+    @property
+    def json_logs(self) -> bool:
+        """JSON lines for a collector (a pipe, a file, a container log); readable in a terminal."""
+        return not sys.stdout.isatty() if self.log_json is None else self.log_json
 
     @property
     def body_logging(self) -> bool:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any
 
 import pytest
 
 from issuance.contract.sensitive import luhn_ok
 from issuance.logging import SENSITIVE_KEYS, configure_logging, mask_pans, redact
+from issuance.settings import Settings
 from tests.unit.builders import pan_in
 
 PAN = "4539910012345676"
@@ -185,3 +187,15 @@ def test_configuring_twice_leaves_one_redacting_handler() -> None:
 
     names = [h.get_name() for h in logging.getLogger().handlers]
     assert names.count("issuance-redacting") == 1
+
+
+@pytest.mark.parametrize(
+    ("setting", "terminal", "expected"),
+    [(None, True, False), (None, False, True), (True, True, True), (False, False, False)],
+)
+def test_logs_are_json_unless_a_person_reads_them(
+    monkeypatch: pytest.MonkeyPatch, setting: bool | None, terminal: bool, expected: bool
+) -> None:
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: terminal)
+
+    assert Settings(log_json=setting).json_logs is expected

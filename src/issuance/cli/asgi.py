@@ -13,7 +13,7 @@ from issuance.settings import Settings
 
 def app_from_environment() -> FastAPI:
     settings = Settings()
-    configure_logging(json_output=settings.log_json)
+    configure_logging(json_output=settings.json_logs)
     app = create_app(settings)
     settle_garbage_collector()
     return app

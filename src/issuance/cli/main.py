@@ -105,7 +105,7 @@ def serve(
         else None
     )
     settings = _settings(sandbox)
-    configure_logging(json_output=settings.log_json)
+    configure_logging(json_output=settings.json_logs)
     if workers > 1 and settings.database_url.startswith("sqlite"):
         err.print(
             f"[yellow]warning[/yellow]: {workers} API processes on SQLite take turns to write "
@@ -188,7 +188,7 @@ def worker(
     from issuance.services.retention import purge_expired
 
     settings = _settings()
-    configure_logging(json_output=settings.log_json)
+    configure_logging(json_output=settings.json_logs)
     platform = Platform.build(settings)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -28,7 +28,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # for a second connection that only another waiting request could give back. Overflow
     # connections close when returned, so only `pool_size` stay open.
     if parsed.database not in (None, "", ":memory:"):  # a memory database has one connection
-        kwargs = {"pool_size": 5, "max_overflow": 60, **kwargs}
+        kwargs = {"pool_size": 20, "max_overflow": 45, **kwargs}
     if parsed.get_backend_name() != "sqlite":
         # A connection the server dropped (a restart, a failover) is noticed and replaced before
         # use, so the API recovers by itself; an unreachable server fails a request within
