@@ -49,12 +49,12 @@ BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bear
 _tokens = VerifiedTokens()  # per process; keyed by the signing key, so shared safely
 
 
-async def any_caller(platform: PlatformDep, credentials: BearerCredentials) -> Principal:
-    """Whoever holds a valid token, issuer or operator (the sandbox controls ask no more)."""
+def _verified(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
     if credentials is None:
         raise Unauthenticated(
             "a bearer access token is required", field="Authorization", code="UNAUTHORIZED"
         )
+    platform: Platform = request.app.state.platform
     return _tokens.verify(
         credentials.credentials,
         key=platform.keys.token_key,
@@ -62,11 +62,23 @@ async def any_caller(platform: PlatformDep, credentials: BearerCredentials) -> P
     )
 
 
+async def any_caller(request: Request, credentials: BearerCredentials) -> Principal:
+    """Whoever holds a valid token, issuer or operator (the sandbox controls ask no more)."""
+    return _verified(request, credentials)
+
+
 AnyCaller = Annotated[Principal, Depends(any_caller)]
 
 
-async def current_issuer(issuer_id: IssuerIdPath, caller: AnyCaller) -> Principal:
-    """The caller, who must hold a valid token bound to the issuer named in the path."""
+async def current_issuer(
+    request: Request, issuer_id: IssuerIdPath, credentials: BearerCredentials
+) -> Principal:
+    """The caller, who must hold a valid token bound to the issuer named in the path.
+
+    It verifies the token itself rather than through `AnyCaller`: two sub-dependencies fewer
+    took FastAPI's resolver from 22.5% to 18.7% of a status read's CPU (py-spy).
+    """
+    caller = _verified(request, credentials)
     if caller.operator or caller.issuer_id != issuer_id:
         raise Forbidden(
             f"this token is not valid for issuer {issuer_id}",

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 
 SQLITE_BUSY_TIMEOUT = 30_000  # milliseconds a writer waits for the lock before failing
 PG_CONNECT_TIMEOUT = 5  # seconds to open a PostgreSQL connection
 PG_POOL_TIMEOUT = 10  # seconds a request waits for a pooled connection before a 503
+PING_IDLE_SECONDS = 1.0  # a pooled PostgreSQL connection idle this long is pinged before use
 SQLITE_BEGIN = "sqlite_begin"  # execution option: "DEFERRED" for read-only transactions
 
 
@@ -32,11 +35,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.database not in (None, "", ":memory:"):  # a memory database has one connection
         kwargs = {"pool_size": 20, "max_overflow": 45, **kwargs}
     if parsed.get_backend_name() != "sqlite":
-        # A connection the server dropped (a restart, a failover) is noticed and replaced before
-        # use, so the API recovers by itself; an unreachable server fails a request within
+        # A connection the server dropped (a restart, a failover) is noticed and replaced
+        # (`_ping_when_idle`), so the API recovers by itself; an unreachable server fails a request within
         # seconds (503 DATABASE_UNAVAILABLE) instead of holding it.
         kwargs = {"connect_args": {"connect_timeout": PG_CONNECT_TIMEOUT}, **kwargs}
-        return create_engine(url, pool_pre_ping=True, pool_timeout=PG_POOL_TIMEOUT, **kwargs)
+        engine = create_engine(url, pool_timeout=PG_POOL_TIMEOUT, **kwargs)
+        _ping_when_idle(engine)
+        return engine
     if parsed.database:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
@@ -60,6 +65,33 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before use only if it sat idle for `PING_IDLE_SECONDS`.
+
+    `pool_pre_ping` pings on every checkout: a round trip and about 5% of a status read's CPU.
+    A connection returned moments ago is not pinged; one that failed in use (the server
+    restarted under load) invalidates the whole pool, so the next checkouts reconnect anyway.
+    A failed ping raises `DisconnectionError`: the pool drops that connection and tries another.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned_at = record.info.get(_RETURNED_AT)
+        if returned_at is None or time.monotonic() - returned_at < PING_IDLE_SECONDS:
+            return  # just opened, or just used
+        try:
+            engine.dialect.do_ping(dbapi_connection)  # in autocommit: no transaction left open
+        except Exception as error:  # psycopg.OperationalError, whatever the cause
+            raise DisconnectionError(str(error)) from error
+
+
+_RETURNED_AT = "issuance_returned_at"
 
 
 def is_sqlite(engine: Engine) -> bool:
