@@ -36,8 +36,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs = {"pool_size": 20, "max_overflow": 45, **kwargs}
     if parsed.get_backend_name() != "sqlite":
         # A connection the server dropped (a restart, a failover) is noticed and replaced
-        # (`_ping_when_idle`), so the API recovers by itself; an unreachable server fails a request within
-        # seconds (503 DATABASE_UNAVAILABLE) instead of holding it.
+        # (`_ping_when_idle`), so the API recovers by itself; an unreachable server fails a
+        # request within seconds (503 DATABASE_UNAVAILABLE) instead of holding it.
         kwargs = {"connect_args": {"connect_timeout": PG_CONNECT_TIMEOUT}, **kwargs}
         engine = create_engine(url, pool_timeout=PG_POOL_TIMEOUT, **kwargs)
         _ping_when_idle(engine)
