@@ -41,24 +41,29 @@ def terminate(engine: Engine, pid: int) -> None:
     admin.dispose()
 
 
+def killed_after_use(engine: Engine) -> int:
+    """The backend of a connection used and returned to the pool, then killed."""
+    pid = backend_pid(engine)
+    terminate(engine, pid)
+    return pid
+
+
 def test_a_connection_dropped_while_idle_is_replaced_before_use(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engine_module, "PING_IDLE_SECONDS", 0.05)
-    first = backend_pid(engine)
-    terminate(engine, first)
+    killed = killed_after_use(engine)
     time.sleep(0.1)
 
-    assert backend_pid(engine) != first  # no error: the ping found it dead
+    assert backend_pid(engine) != killed  # no error: the ping found it dead
 
 
 def test_a_connection_just_used_is_not_pinged_and_its_failure_renews_the_pool(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engine_module, "PING_IDLE_SECONDS", 3600)
-    first = backend_pid(engine)
-    terminate(engine, first)
+    killed = killed_after_use(engine)
 
     with pytest.raises(OperationalError):  # not pinged: the request fails (a 503 in the API)
         backend_pid(engine)
-    assert backend_pid(engine) != first  # and the next one has a new connection
+    assert backend_pid(engine) != killed  # and the next one has a new connection

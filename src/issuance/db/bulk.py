@@ -18,6 +18,7 @@ from typing import Any, Self
 from sqlalchemy import (
     Connection,
     Engine,
+    Integer,
     String,
     Table,
     bindparam,
@@ -32,6 +33,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
 from issuance.db.config_repositories import SqlConfigRepository
+from issuance.db.feed import current_txid
 from issuance.db.models import AuditRow, Base, CardRow, DeliveryRow, EventRow, OrderRow
 from issuance.db.outbox import DeliveryStatus
 from issuance.db.unit_of_work import sqlite_writer_lock
@@ -89,10 +91,9 @@ _RAISED_COUNTERS = (
     .where(_c.issuer_id == bindparam("i"), _c.card_id == bindparam("c"))
     .values(last_sequence=bindparam("s"), last_txid=bindparam("t"))
 )
-_DRAWN_EVENT_IDS = text(  # the txid as db/feed.py `current_txid` reads it
-    "SELECT nextval(pg_get_serial_sequence('events', 'event_id')),"
-    " pg_current_xact_id()::text::bigint FROM generate_series(1, :count)"
-)
+_DRAWN_EVENT_IDS = select(  # PostgreSQL: the next event ids, with this transaction's id
+    func.nextval(func.pg_get_serial_sequence("events", "event_id")), current_txid()
+).select_from(func.generate_series(1, bindparam("count", type_=Integer)))
 _LAST_EVENT_ID = select(func.max(EVENTS.c.event_id))
 _INSERT_ORDERS, _INSERT_EVENTS, _INSERT_DELIVERIES, _INSERT_AUDIT = (
     insert(t) for t in (ORDERS, EVENTS, DELIVERIES, AUDIT)
