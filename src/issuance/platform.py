@@ -54,7 +54,7 @@ class Platform:
 
     @classmethod
     def build(cls, settings: Settings) -> Platform:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, threads=settings.request_threads)
         master_key = settings.master_key.get_secret_value() if settings.master_key else None
         keys = KeySource(settings.keys_dir, generate=settings.sandbox, master_key=master_key)
         platform = cls(

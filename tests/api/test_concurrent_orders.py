@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import anyio
 import httpx
+from anyio import to_thread
 
+from issuance.api.app import create_app
+from issuance.platform import Platform
+from issuance.settings import REQUEST_THREADS, Settings
 from tests.conftest import Server
 from tests.factories import IssuerClient, new_card_id, order_body
 
-IN_FLIGHT = 48  # above the anyio thread pool (40) and any default database pool
+IN_FLIGHT = REQUEST_THREADS + 8  # above the server's threads and the database pool's size
 
 
 def test_more_concurrent_orders_than_pooled_connections_are_all_accepted(
@@ -33,3 +38,15 @@ def test_more_concurrent_orders_than_pooled_connections_are_all_accepted(
         codes = list(pool.map(order, bodies))
 
     assert codes == [202] * IN_FLIGHT
+
+
+def test_the_server_runs_as_many_requests_at_once_as_its_settings_say(
+    settings: Settings, platform: Platform
+) -> None:
+    app = create_app(settings.model_copy(update={"request_threads": 7}), platform=platform)
+
+    async def serving() -> float:
+        async with app.router.lifespan_context(app):
+            return to_thread.current_default_thread_limiter().total_tokens
+
+    assert anyio.run(serving) == 7

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
             threads.append(app.state.import_thread)
         for thread in threads:
             thread.start()
+        to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         yield
         for thread in threads:
             thread.stop()

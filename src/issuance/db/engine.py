@@ -10,30 +10,36 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 
+from issuance.settings import REQUEST_THREADS
+
 SQLITE_BUSY_TIMEOUT = 30_000  # milliseconds a writer waits for the lock before failing
 PG_CONNECT_TIMEOUT = 5  # seconds to open a PostgreSQL connection
 PG_POOL_TIMEOUT = 10  # seconds a request waits for a pooled connection before a 503
 PING_IDLE_SECONDS = 1.0  # a pooled PostgreSQL connection idle this long is pinged before use
+POOL_SIZE = 20  # PostgreSQL connections a process keeps open (see make_engine)
+POOL_SPARE = 5  # connections beyond one per thread, for the server's own threads
 SQLITE_BEGIN = "sqlite_begin"  # execution option: "DEFERRED" for read-only transactions
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, threads: int = REQUEST_THREADS, **kwargs: Any) -> Engine:
     """Build the engine for `url`, with the pragmas SQLite needs to behave under concurrency.
 
     SQLite runs in WAL mode (readers never block the writer) with foreign keys on, and every
     transaction starts with `BEGIN IMMEDIATE` so that two writers serialise at the start instead
     of deadlocking on a lock upgrade half-way through. Read-only units of work ask for a DEFERRED
-    transaction instead, so reads never wait for writers.
+    transaction instead, so reads never wait for writers. `threads`: how many threads of the
+    process may use the engine at once (`Settings.request_threads`); the pool outgrows them.
     """
     parsed = make_url(url)
     # A request may hold two connections at once (its unit of work, and the sandbox clock's
-    # read): the pool must outgrow the server's 40 threads, or every request can end up waiting
+    # read): the pool must outgrow the server's threads, or every request can end up waiting
     # for a second connection that only another waiting request could give back. Overflow
     # connections close when returned, so only `pool_size` stay open: 20, not fewer, since at
     # 16 concurrent status reads a pool of 5 opened and closed a PostgreSQL connection (a new
     # server process) for most reads, and served 442 reads/s against 487 (bench/status.py).
     if parsed.database not in (None, "", ":memory:"):  # a memory database has one connection
-        kwargs = {"pool_size": 20, "max_overflow": 45, **kwargs}
+        overflow = max(0, threads + POOL_SPARE - POOL_SIZE)
+        kwargs = {"pool_size": POOL_SIZE, "max_overflow": overflow, **kwargs}
     if parsed.get_backend_name() != "sqlite":
         # A connection the server dropped (a restart, a failover) is noticed and replaced
         # (`_ping_when_idle`), so the API recovers by itself; an unreachable server fails a
