@@ -72,6 +72,7 @@ class Processes:
     api: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    worker_metrics_port: int = 0
     extra_environment: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -133,21 +134,30 @@ class Processes:
 
     def start_worker(self, *, wait: bool = False) -> None:
         """Start `issuance worker`; with `wait`, until its metrics port answers (it is pumping)."""
-        metrics = free_port()
+        self.worker_metrics_port = free_port()
         argv = [str(BIN / "issuance"), "worker", "--interval", "1", "--concurrency", "16"]
-        argv += ["--metrics-port", str(metrics)]
+        argv += ["--metrics-port", str(self.worker_metrics_port)]
         with self._log("worker") as log:
             self.worker = subprocess.Popen(
                 argv, env=self._environment(), stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + 60
-        while wait:
+        if wait:
+            self.wait_for_worker()
+
+    def wait_for_worker(self, timeout: float = 60) -> None:
+        """Until the worker's metrics port answers: it is pumping, and stops on SIGTERM."""
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.worker is not None
             if self.worker.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the worker did not start ({self.worker.returncode})")
             try:
-                wait = httpx.get(f"http://127.0.0.1:{metrics}/", timeout=1).status_code != 200
+                url = f"http://127.0.0.1:{self.worker_metrics_port}/"
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
             except httpx.TransportError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
 
     def kill(self, which: str) -> None:
         process = self.api if which == "api" else self.worker
@@ -156,10 +166,16 @@ class Processes:
             process.wait(timeout=10)
 
     def stop(self, which: str) -> int | None:
-        """SIGTERM and wait: the graceful stop (the worker settles what it has in flight)."""
+        """SIGTERM and wait: the graceful stop (the worker settles what it has in flight).
+
+        A worker restarted moments ago is let start first: a SIGTERM while it still imports
+        ends it before its handler is set (exit -15), and there was nothing to settle anyway.
+        """
         process = self.api if which == "api" else self.worker
         if process is None or process.poll() is not None:
             return None
+        if which == "worker":
+            self.wait_for_worker()
         process.send_signal(signal.SIGTERM)
         try:
             return process.wait(timeout=30)
