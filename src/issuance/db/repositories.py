@@ -268,8 +268,15 @@ class SqlOrderRepository:
         return [self.track(row) for row in self.session.scalars(query)]
 
     def for_card(self, issuer_id: str, card_id: str) -> list[tuple[Order, int]]:
-        """A read: Core rows of the state columns, not tracked (nothing here is saved)."""
-        rows = self.session.execute(_CARD_OPERATIONS, {"issuer_id": issuer_id, "card_id": card_id})
+        """A read: Core rows of the state columns, not tracked (nothing here is saved).
+
+        Run on the session's connection, past the ORM's execute (no autoflush: its callers read
+        through `Platform.reader()`, with nothing pending): 390 → 325 µs of CPU per status read
+        on PostgreSQL, 2,000 reads in process.
+        """
+        rows = self.session.connection().execute(
+            _CARD_OPERATIONS, {"issuer_id": issuer_id, "card_id": card_id}
+        )
         return [(self._untracked(row), row.sequence) for row in rows]
 
     def _untracked(self, row: StateRow) -> Order:
