@@ -105,6 +105,12 @@ def _p99_spread(item: dict[str, Any], key: str) -> str:
     return f" (p99 {min(p99s)} to {max(p99s)})" if len(p99s) > 1 else ""
 
 
+def _steady_cpu(server: dict[str, Any]) -> str:
+    """CPU ms per read at the steady rate, from the cores the server used meanwhile."""
+    cores = server.get("server_cores_steady")
+    return "—" if cores is None else f"{cores * 1000 / server['rate']:.2f}"
+
+
 def _load(load: list[float] | None) -> str:
     """1-minute load average at the start and the end of the run."""
     return "—" if not load else " → ".join(f"{value:.1f}" for value in load[:2])
@@ -146,10 +152,11 @@ def status_rows(figures: list[dict[str, Any]]) -> list[str]:
     rows = [
         "| database | API processes | orders stored | reads/s | p50 / p99 ms (median round) "
         "| bare p50 / p99 ms "
-        "| p99 ratio | saturation reads/s (platform / bare) | server CPU ms per read "
-        "(platform / bare) | server cores used at saturation (platform / bare) "
+        "| p99 ratio | saturation reads/s (platform / bare) | server CPU ms per read at "
+        "saturation (platform / bare) | at the steady rate | server cores used at saturation "
+        "(platform / bare) "
         "| load average, 1 min (start → end) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for item in figures:
         ours, bare = item["platform"], item["bare_endpoint"]
@@ -164,6 +171,7 @@ def status_rows(figures: list[dict[str, Any]]) -> list[str]:
             f"{bare['saturation_reads_per_second']:,.0f} "
             f"| {_cell(ours.get('server_cpu_ms_per_read'))} / "
             f"{_cell(bare.get('server_cpu_ms_per_read'))} "
+            f"| {_steady_cpu(ours)} / {_steady_cpu(bare)} "
             f"| {_cell(ours.get('server_cores_at_saturation'))} / "
             f"{_cell(bare.get('server_cores_at_saturation'))} "
             f"| {_load(load)} |"
