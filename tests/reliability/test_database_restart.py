@@ -99,11 +99,14 @@ def cluster() -> Iterator[Cluster]:
 
 
 class Load:
-    """Issuer clients ordering new cards without a pause; every answer counted by status/code."""
+    """Issuer clients ordering new cards without a pause, and one reading their status (on
+    PostgreSQL the API reads status on its own connections: db/status_reads.py); every answer
+    counted by status/code."""
 
     def __init__(self, base_url: str, threads: int) -> None:
         self.base_url = base_url
         self.answers: Counter[tuple[int, str]] = Counter()
+        self.reads: Counter[tuple[int, str]] = Counter()
         self.accepted: dict[str, tuple[str, str]] = {}
         self.bad_503: list[str] = []  # a 503 without the code or Retry-After
         self.stopping = threading.Event()
@@ -111,11 +114,37 @@ class Load:
         self.jwks = httpx.get(f"{base_url}/.well-known/jwks.json", timeout=30).json()
         self.bearer = token(base_url)
         self.pool = [threading.Thread(target=self._run) for _ in range(threads)]
+        self.pool.append(threading.Thread(target=self._read))
 
     def _run(self) -> None:
         with httpx.Client(base_url=self.base_url, timeout=30) as http:
             while not self.stopping.is_set():
                 self._one(http, new_card_id())
+
+    def _read(self) -> None:
+        headers = {"Authorization": f"Bearer {self.bearer}"}
+        with httpx.Client(base_url=self.base_url, timeout=30, headers=headers) as http:
+            while not self.stopping.is_set():
+                with self.lock:
+                    cards = list(self.accepted)[-20:]
+                if not cards:
+                    time.sleep(0.05)
+                    continue
+                path = f"/banking/v1/issuers/{DEMO}/physicalCards/{cards[0]}/productionStatus"
+                try:
+                    answer = http.get(path)
+                except httpx.TransportError:
+                    continue
+                code = answer.json().get("errorCode", "") if answer.status_code != 200 else ""
+                with self.lock:
+                    self.reads[(answer.status_code, code)] += 1
+                    if answer.status_code == 503 and not answer.headers.get("Retry-After"):
+                        self.bad_503.append(answer.text)
+                time.sleep(0.02)
+
+    def read_count(self) -> int:
+        with self.lock:
+            return self.reads[(200, "")]
 
     def _one(self, http: httpx.Client, card_id: str) -> None:
         body = order_body(encrypt(card_data(), self.jwks))
@@ -178,9 +207,10 @@ def test_a_database_restart_is_503_while_down_and_heals_alone(
             time.sleep(OUTAGE)
             during = sum(n for (status, _), n in load.answers.items() if status == 503)
             cluster.start()
-            before = load.accepted_count()
+            before, read_before = load.accepted_count(), load.read_count()
             assert wait_for(lambda: load.accepted_count() >= before + 10, timeout=60)
             recovered = time.monotonic() - down_at - OUTAGE
+            assert wait_for(lambda: load.read_count() >= read_before + 10, timeout=30)
         assert processes.api is not None
         assert processes.api.poll() is None, "the API died with its database"
     finally:
@@ -199,11 +229,13 @@ def test_a_database_restart_is_503_while_down_and_heals_alone(
             0,
             errors,
             f"{during}x 503 DATABASE_UNAVAILABLE in a {OUTAGE:g} s outage,"
-            f" serving again {recovered:.1f} s after",
+            f" serving again {recovered:.1f} s after; status reads:"
+            f" {load.reads[(200, '')]} answered, {load.reads[(503, 'DATABASE_UNAVAILABLE')]}x 503",
         ),
     )
     assert errors == 0, load.answers  # a 500 while the database was down, say
     assert during > 0, "no request reached the API while the database was down"
     assert load.bad_503 == []
     assert {status for status, _ in load.answers} <= {202, 503}, load.answers
+    assert set(load.reads) <= {(200, ""), (503, "DATABASE_UNAVAILABLE")}, load.reads
     assert missing == []

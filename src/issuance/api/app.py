@@ -31,6 +31,7 @@ from issuance.api.routes import (
 from issuance.api.routes.meta import router as meta_router
 from issuance.api.routes.metrics import router as metrics_router
 from issuance.contract.orders import CardsOrderRequest
+from issuance.db.status_reads import StatusReads
 from issuance.delivery.worker import DeliveryThread
 from issuance.platform import Platform
 from issuance.services.import_runs import ImportThread
@@ -63,7 +64,8 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         for thread in threads:
             thread.start()
         to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
-        yield
+        async with _status_reads_on_this_loop(app):
+            yield
         for thread in threads:
             thread.stop()
         if platform is None:
@@ -100,6 +102,23 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+@asynccontextmanager
+async def _status_reads_on_this_loop(app: FastAPI) -> AsyncIterator[None]:
+    """On PostgreSQL, status reads run on the serving loop (db/status_reads.py)."""
+    engine = app.state.platform.engine
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    reads = StatusReads(engine.url)
+    await reads.open()
+    app.state.status_reads = reads
+    try:
+        yield
+    finally:
+        del app.state.status_reads
+        await reads.close()
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -275,7 +275,7 @@ class SqlOrderRepository:
         on PostgreSQL, 2,000 reads in process.
         """
         rows = self.session.connection().execute(
-            _CARD_OPERATIONS, {"issuer_id": issuer_id, "card_id": card_id}
+            CARD_OPERATIONS, {"issuer_id": issuer_id, "card_id": card_id}
         )
         return [(self._untracked(row), row.sequence) for row in rows]
 
@@ -307,7 +307,7 @@ def _card_operations() -> Select[*tuple[Any, ...]]:
     )
 
 
-_CARD_OPERATIONS = _card_operations()
+CARD_OPERATIONS = _card_operations()
 
 # Every order placed looks both up (idempotency, one order in progress per card): built once.
 PRELOAD_CHUNK = 500  # ids per IN (...) list: well under every driver's parameter limit

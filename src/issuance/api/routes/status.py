@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from issuance.api.deps import CardIdPath, CurrentIssuer, PlatformDep
 from issuance.api.routes.production import ERRORS
 from issuance.contract.operations import ErrorBody, Operations
+from issuance.db.status_reads import StatusReads
 from issuance.services import ordering
 
 STATUS_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -27,21 +29,29 @@ router = APIRouter(prefix="/banking/v1/issuers/{issuerId}", tags=["Physical card
     response_model_exclude_none=True,
     responses=STATUS_ERRORS,
 )
-def production_status(
-    issuer: CurrentIssuer, card_id: CardIdPath, platform: PlatformDep
+async def production_status(
+    request: Request, issuer: CurrentIssuer, card_id: CardIdPath, platform: PlatformDep
 ) -> JSONResponse:
     """The card's operations, oldest first; each carries the latest per-card `sequence`.
 
-    The operations are D1's shape already (domain/operations.py leaves absent fields out):
-    answered as they are, not re-validated through `Operations`, which documents them.
+    On PostgreSQL the read runs on the event loop (db/status_reads.py), elsewhere in a request
+    thread. The operations are D1's shape already (domain/operations.py leaves absent fields
+    out): answered as they are, not re-validated through `Operations`, which documents them.
     """
-    operations = ordering.production_status(issuer.issuer_id, card_id, uow=platform.reader())
+    reads: StatusReads | None = getattr(request.app.state, "status_reads", None)
+    if reads is not None:
+        orders = await reads.card_operations(issuer.issuer_id, card_id)
+        operations = ordering.card_operations(card_id, orders)
+    else:
+        operations = await run_in_threadpool(
+            ordering.production_status, issuer.issuer_id, card_id, uow=platform.reader()
+        )
     return JSONResponse({"operations": operations})
 
 
 @router.get("/physicalcards/{cardId}/productionstatus", include_in_schema=False)
-def production_status_lowercase(
-    issuer: CurrentIssuer, card_id: CardIdPath, platform: PlatformDep
+async def production_status_lowercase(
+    request: Request, issuer: CurrentIssuer, card_id: CardIdPath, platform: PlatformDep
 ) -> JSONResponse:
     """The spelling of one D1 guide's curl example, answered the same way."""
-    return production_status(issuer, card_id, platform)
+    return await production_status(request, issuer, card_id, platform)
