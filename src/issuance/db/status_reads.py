@@ -20,6 +20,7 @@ import weakref
 from typing import Any
 
 import psycopg
+import structlog
 from psycopg import AsyncConnection
 from psycopg.rows import namedtuple_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -31,6 +32,8 @@ from sqlalchemy.exc import TimeoutError as SqlPoolTimeout
 from issuance.db.engine import PG_CONNECT_TIMEOUT, PING_IDLE_SECONDS
 from issuance.db.repositories import CARD_OPERATIONS, order_from_row
 from issuance.domain.orders import Order
+
+log = structlog.get_logger("issuance.status_reads")
 
 MIN_CONNECTIONS = 2  # kept open per API process
 MAX_CONNECTIONS = 10  # reads in flight at once per process; more wait for one (a read is ~1 ms)
@@ -93,9 +96,8 @@ class StatusReads:
         self._returned_at[connection] = time.monotonic()
 
     async def _ping_if_idle(self, connection: AsyncConnection[Any]) -> None:
-        """Ping a connection idle for `PING_IDLE_SECONDS`; one in steady use goes as it is.
-
-        A failed ping raises: the pool drops that connection and hands out another.
+        """Ping a connection unused for `PING_IDLE_SECONDS` (or never used); one in steady use
+        goes as it is. A failed ping raises: the pool drops that connection, hands out another.
         """
         returned_at = self._returned_at.get(connection)
         if returned_at is not None and time.monotonic() - returned_at < PING_IDLE_SECONDS:
@@ -104,4 +106,11 @@ class StatusReads:
 
     def _check_soon(self) -> None:
         if self._checking is None or self._checking.done():
-            self._checking = asyncio.get_running_loop().create_task(self.pool.check())
+            self._checking = asyncio.get_running_loop().create_task(self._check())
+
+    async def _check(self) -> None:
+        """Replace the idle connections that no longer answer; the server may still be down."""
+        try:
+            await self.pool.check()
+        except (psycopg.Error, PoolTimeout) as error:
+            log.warning("status-read connections not checked", error_type=type(error).__name__)
