@@ -98,7 +98,7 @@ class LiveReceiver:
     # --- the server ---
 
     def start(self) -> None:
-        """Listen on the receiver's port (again, after `refuse()`)."""
+        """Listen on the receiver's port (again, after `refuse()`), answering in the set mode."""
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
@@ -116,7 +116,6 @@ class LiveReceiver:
                 raise RuntimeError("the receiver did not start")
             time.sleep(0.01)
         self._server, self._thread = server, thread
-        self.mode = "ok"
 
     def refuse(self) -> None:
         """Stop listening: every connection is refused until `start()`."""
