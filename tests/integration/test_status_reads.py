@@ -92,7 +92,7 @@ def test_the_loop_answers_what_the_repository_reads(platform: Platform) -> None:
 
     with platform.reader() as uow:
         expected = [o.operation(sequence=s) for o, s in uow.orders.for_card(DEMO, card_id)]
-    read = _with_reads(platform, lambda reads: reads.card_operations(DEMO, card_id))
+    read = _with_reads(platform, lambda reads: reads.for_card(DEMO, card_id))
 
     assert [o.operation(sequence=s) for o, s in read] == expected
     assert [(op["details"]["status"], op["sequence"]) for op in expected] == [
@@ -104,7 +104,7 @@ def test_the_loop_answers_what_the_repository_reads(platform: Platform) -> None:
 
 
 def test_a_card_without_orders_reads_as_none(platform: Platform) -> None:
-    read = _with_reads(platform, lambda reads: reads.card_operations(DEMO, "nobody"))
+    read = _with_reads(platform, lambda reads: reads.for_card(DEMO, "nobody"))
     assert read == []
 
 
@@ -116,7 +116,7 @@ def test_an_unreachable_server_is_the_engines_unavailable_error(
         await reads.open()
         try:
             with pytest.raises((DBAPIError, PoolTimeout)) as raised:
-                await reads.card_operations(DEMO, new_card_id())
+                await reads.for_card(DEMO, new_card_id())
         finally:
             await reads.close()
         assert database_unavailable(raised.value), raised.value
@@ -148,12 +148,12 @@ def test_connections_the_server_dropped_are_replaced(platform: Platform) -> None
     failures: list[DBAPIError] = []
 
     async def use(reads: StatusReads) -> list[str]:
-        assert len(await reads.card_operations(DEMO, card_id)) == 1
+        assert len(await reads.for_card(DEMO, card_id)) == 1
         assert await asyncio.to_thread(drop_them) >= 1
         answers = []
         for _ in range(4):
             try:
-                answers.append(f"{len(await reads.card_operations(DEMO, card_id))} order")
+                answers.append(f"{len(await reads.for_card(DEMO, card_id))} order")
             except DBAPIError as error:
                 failures.append(error)
                 answers.append("unavailable")

@@ -75,8 +75,9 @@ class StatusReads:
     async def close(self) -> None:
         await self.pool.close()
 
-    async def card_operations(self, issuer_id: str, card_id: str) -> list[tuple[Order, int]]:
-        """The card's orders, oldest first, each with its latest event sequence."""
+    async def for_card(self, issuer_id: str, card_id: str) -> list[tuple[Order, int]]:
+        """The card's orders, oldest first, each with its latest event sequence: as
+        `SqlOrderRepository.for_card` reads them."""
         params = {"issuer_id": issuer_id, "card_id": card_id}
         try:
             async with self.pool.connection() as connection:

@@ -40,7 +40,7 @@ async def production_status(
     """
     reads: StatusReads | None = getattr(request.app.state, "status_reads", None)
     if reads is not None:
-        orders = await reads.card_operations(issuer.issuer_id, card_id)
+        orders = await reads.for_card(issuer.issuer_id, card_id)
         operations = ordering.card_operations(card_id, orders)
     else:
         operations = await run_in_threadpool(
