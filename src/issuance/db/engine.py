@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from psycopg.types.array import ListBinaryDumper
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
@@ -47,6 +48,7 @@ def make_engine(url: str, *, threads: int = REQUEST_THREADS, **kwargs: Any) -> E
         kwargs = {"connect_args": {"connect_timeout": PG_CONNECT_TIMEOUT}, **kwargs}
         engine = create_engine(url, pool_timeout=PG_POOL_TIMEOUT, **kwargs)
         _ping_when_idle(engine)
+        _bind_lists_in_binary(engine)
         return engine
     if parsed.database:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +100,18 @@ def _ping_when_idle(engine: Engine) -> None:
 
 
 _RETURNED_AT = "issuance_returned_at"
+
+
+def _bind_lists_in_binary(engine: Engine) -> None:
+    """Lists (the arrays a settlement unnests, db/outbox.py) go to the server in binary: psycopg's
+    text format quotes each element with a regular expression, ~8x the CPU (11.6 against 1.5 µs
+    per settled delivery, in process)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        adapters = getattr(dbapi_connection, "adapters", None)  # psycopg's; other drivers: as is
+        if adapters is not None:
+            adapters.register_dumper(list, ListBinaryDumper)
 
 
 def is_sqlite(engine: Engine) -> bool:
