@@ -57,7 +57,8 @@ def _save(
             uow.commit()
 
 
-def test_the_loop_answers_what_the_repository_reads(platform: Platform) -> None:
+def card_with_history(platform: Platform) -> str:
+    """A card with two orders: one failed (in a container), one shipped; its id."""
     card_id = new_card_id()
     failed = Order.accept(
         operation_id=f"op1-{card_id}",
@@ -90,6 +91,11 @@ def test_the_loop_answers_what_the_repository_reads(platform: Platform) -> None:
         (ProductionStatus.CARD_SHIPPED, {"at": later, "shipment": parcel}),
     )
 
+    return card_id
+
+
+def test_the_loop_answers_what_the_repository_reads(platform: Platform) -> None:
+    card_id = card_with_history(platform)
     with platform.reader() as uow:
         expected = [o.operation(sequence=s) for o, s in uow.orders.for_card(DEMO, card_id)]
     read = _with_reads(platform, lambda reads: reads.for_card(DEMO, card_id))

@@ -238,15 +238,9 @@ def _after_collision(cmd: PlaceOrder, uow: UnitOfWork) -> Placement:
     )
 
 
-def production_status(issuer_id: str, card_id: str, *, uow: UnitOfWork) -> list[dict[str, Any]]:
-    """Every PRODUCE operation of the card, oldest first, each with its latest sequence."""
-    with uow:
-        orders = uow.orders.for_card(issuer_id, card_id)
-    return card_operations(card_id, orders)
-
-
 def card_operations(card_id: str, orders: list[tuple[Order, int]]) -> list[dict[str, Any]]:
-    """The operations of a card's orders as read (`for_card`); NotFound when it has none."""
+    """Every PRODUCE operation of the card, oldest first, each with its latest sequence, from its
+    orders as read (`for_card`); NotFound when it has none."""
     if not orders:
         raise NotFound(
             f"card {card_id} has no production order", field="cardId", code="CARD_NOT_FOUND"

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from issuance.api.deps import CardIdPath, CurrentIssuer, PlatformDep
 from issuance.api.routes.production import ERRORS
 from issuance.contract.operations import ErrorBody, Operations
-from issuance.db.status_reads import StatusReads
+from issuance.db.status_reads import StatusReads, for_card_blocking
 from issuance.services import ordering
 
 STATUS_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -35,18 +35,18 @@ async def production_status(
     """The card's operations, oldest first; each carries the latest per-card `sequence`.
 
     On PostgreSQL the read runs on the event loop (db/status_reads.py), elsewhere in a request
-    thread. The operations are D1's shape already (domain/operations.py leaves absent fields
-    out): answered as they are, not re-validated through `Operations`, which documents them.
+    thread; either way one SELECT, past the unit of work. The operations are D1's shape already
+    (domain/operations.py leaves absent fields out): answered as they are, not re-validated
+    through `Operations`, which documents them.
     """
     reads: StatusReads | None = getattr(request.app.state, "status_reads", None)
     if reads is not None:
         orders = await reads.for_card(issuer.issuer_id, card_id)
-        operations = ordering.card_operations(card_id, orders)
     else:
-        operations = await run_in_threadpool(
-            ordering.production_status, issuer.issuer_id, card_id, uow=platform.reader()
+        orders = await run_in_threadpool(
+            for_card_blocking, platform.engine, issuer.issuer_id, card_id
         )
-    return JSONResponse({"operations": operations})
+    return JSONResponse({"operations": ordering.card_operations(card_id, orders)})
 
 
 @router.get("/physicalcards/{cardId}/productionstatus", include_in_schema=False)
