@@ -3,15 +3,19 @@ state, for tests of claiming and parking that need a backlog no receiver has see
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, event, insert, select
 
 from issuance.db.models import DeliveryRow, EventRow, OrderRow
 from tests.factories import DEMO
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+Moment = TypeVar("Moment", datetime, None)
 
 
 @dataclass(frozen=True)
@@ -96,8 +100,30 @@ def due_at(engine: Engine, delivery_ids: list[int]) -> list[datetime]:
                 )
             ).all()
         )
-    return [_utc(found[i]) for i in delivery_ids]
+    return [utc(found[i]) for i in delivery_ids]
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+def utc(moment: Moment) -> Moment:
+    """SQLite hands back naive datetimes for the UTC it stored."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+class Sent(NamedTuple):
+    sql: str
+    parameters: Any
+    many: bool  # an executemany
+
+
+@contextmanager
+def statements(engine: Engine) -> Iterator[list[Sent]]:
+    """The SQL statements sent while the block runs."""
+    sent: list[Sent] = []
+
+    def record(_c: Any, _cursor: Any, sql: str, parameters: Any, _ctx: Any, many: bool) -> None:
+        sent.append(Sent(sql, parameters, many))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

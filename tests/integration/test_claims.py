@@ -8,16 +8,13 @@ order, no sort), on both databases.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 
 from issuance.db.outbox import WALK_IN_ORDER, claim
 from issuance.platform import Platform
-from tests.outbox import NOW, Row, due_at, write
+from tests.outbox import NOW, Row, due_at, statements, write
 
 LEASE = timedelta(minutes=5)
 
@@ -30,21 +27,6 @@ def seed(engine: Engine, due_at: list[datetime]) -> list[int]:
 def take(engine: Engine, limit: int, worker: str = "w1") -> list[int]:
     claims = claim(engine, worker_id=worker, now=NOW, lease=LEASE, limit=limit)
     return [c.delivery_id for c in claims]
-
-
-@contextmanager
-def statements(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
-    """The SQL statements (and their parameters) sent while the block runs."""
-    sent: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        sent.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def test_a_claim_takes_the_longest_due_first_and_leaves_what_is_not_due(
@@ -74,11 +56,11 @@ def test_a_claim_walks_the_due_index_in_order_instead_of_sorting_the_backlog(
             connection.exec_driver_sql("ANALYZE deliveries")
     with statements(engine) as sent:
         assert len(take(engine, 50)) == 50
-    update, parameters = next((s, p) for s, p in sent if s.lstrip().startswith("UPDATE"))
+    update, parameters, _ = next(s for s in sent if s.sql.lstrip().startswith("UPDATE"))
 
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
-            assert [s for s, _ in sent].index(WALK_IN_ORDER) < [s for s, _ in sent].index(update)
+            assert [s.sql for s in sent].index(WALK_IN_ORDER) < [s.sql for s in sent].index(update)
             connection.exec_driver_sql(WALK_IN_ORDER)
             plan = [row[0] for row in connection.exec_driver_sql(f"EXPLAIN {update}", parameters)]
             assert not [line for line in plan if "Sort" in line], plan

@@ -8,39 +8,21 @@ and that every delivery still gets its own outcome, on both databases.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 from psycopg.adapt import PyFormat
 from psycopg.types.array import ListBinaryDumper
-from sqlalchemy import Engine, event, select
+from sqlalchemy import select
 
 from issuance.db.models import DeliveryAttemptRow, DeliveryRow
 from issuance.db.outbox import Claim, DeliveryStatus, Settlement, claim, settle
 from issuance.domain.retry import Decision, Outcome, Verdict
 from issuance.platform import Platform
-from tests.outbox import NOW, Row, write
+from tests.outbox import NOW, Row, statements, utc, write
 
 LEASE = timedelta(minutes=5)
 LATER = NOW + timedelta(minutes=10)
-
-
-@contextmanager
-def statements(engine: Engine) -> Iterator[list[tuple[str, bool]]]:
-    """(SQL, whether it was an executemany) of each statement sent while the block runs."""
-    sent: list[tuple[str, bool]] = []
-
-    def record(_c: Any, _cur: Any, statement: str, _p: Any, _ctx: Any, many: bool) -> None:
-        sent.append((statement, many))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def outcome_of(number: int, item: Claim) -> Settlement:
@@ -66,8 +48,8 @@ def test_a_group_is_settled_by_one_update_and_one_insert_each_with_its_own_outco
     with statements(engine) as sent:
         settle(engine, settlements, worker_id="w1")
 
-    updates = [many for sql, many in sent if sql.lstrip().startswith("UPDATE deliveries ")]
-    inserts = [many for sql, many in sent if "INSERT INTO delivery_attempts" in sql]
+    updates = [s.many for s in sent if s.sql.lstrip().startswith("UPDATE deliveries ")]
+    inserts = [s.many for s in sent if "INSERT INTO delivery_attempts" in s.sql]
     if engine.dialect.name == "postgresql":
         assert (updates, inserts) == ([False], [False])  # one statement each, for 90 deliveries
     else:  # SQLite loops in C, in process: an executemany is as cheap as one statement
@@ -89,15 +71,15 @@ def test_a_group_is_settled_by_one_update_and_one_insert_each_with_its_own_outco
             item.outcome.status_code,
             item.outcome.error,
         )
-        assert _utc(row.first_attempt_at) == item.attempted_at
-        assert _utc(row.delivered_at) == (item.attempted_at if delivered else None)
-        assert _utc(row.next_attempt_at) == (item.decision.next_attempt_at or item.attempted_at)
+        assert utc(row.first_attempt_at) == item.attempted_at
+        assert utc(row.delivered_at) == (item.attempted_at if delivered else None)
+        assert utc(row.next_attempt_at) == (item.decision.next_attempt_at or item.attempted_at)
         assert (attempt.status_code, attempt.error, attempt.latency_ms) == (
             item.outcome.status_code,
             item.outcome.error,
             item.latency_ms,
         )
-        assert _utc(attempt.attempted_at) == item.attempted_at
+        assert utc(attempt.attempted_at) == item.attempted_at
 
 
 def test_postgresql_connections_bind_lists_in_binary(platform: Platform) -> None:
@@ -108,8 +90,3 @@ def test_postgresql_connections_bind_lists_in_binary(platform: Platform) -> None
     with engine.connect() as connection:
         adapters = connection.connection.dbapi_connection.adapters  # type: ignore[union-attr]
         assert issubclass(adapters.get_dumper(list, PyFormat.AUTO), ListBinaryDumper)
-
-
-def _utc(moment: Any) -> Any:
-    """SQLite hands back naive datetimes for the UTC it stored."""
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
