@@ -37,6 +37,10 @@ def _client(row: ApiClientRow) -> ClientRecord:
 _ISSUER_STAMP = select(IssuerRow.config_version, IssuerRow.loaded_at).where(
     IssuerRow.issuer_id == bindparam("issuer_id", type_=String)
 )
+_ISSUER_STAMPS = select(IssuerRow.issuer_id, IssuerRow.config_version, IssuerRow.loaded_at)
+_ISSUER_DOCUMENTS = select(
+    IssuerRow.issuer_id, IssuerRow.config_version, IssuerRow.loaded_at, IssuerRow.config
+).where(IssuerRow.issuer_id.in_(bindparam("issuer_ids", expanding=True)))
 _CENTRE_DOCUMENT = select(cast(PersonalizationCentreRow.config, Text)).where(
     PersonalizationCentreRow.centre_id == bindparam("centre_id", type_=String)
 )
@@ -130,8 +134,29 @@ class SqlConfigRepository:
             self.session.flush()
         return self.session.connection().execute(statement, parameters)
 
-    def issuer_ids(self) -> list[str]:
-        return list(self.session.scalars(select(IssuerRow.issuer_id).order_by(IssuerRow.issuer_id)))
+    def issuers(self) -> list[IssuerConfig]:
+        """Every issuer, ordered by id: one read of the version stamps, then the documents of
+        the versions not validated yet (none, mostly). The delivery worker reads them all at
+        each claim; a stamp read per issuer made that 1 + N statements."""
+        stamps = {
+            row.issuer_id: (row.issuer_id, row.config_version, row.loaded_at)
+            for row in self._read(_ISSUER_STAMPS, {})
+        }
+        stale = [issuer_id for issuer_id, key in stamps.items() if key not in self._cache]
+        fresh: dict[str, IssuerConfig] = {}  # a reload between the two reads: the newer one
+        if stale:
+            for issuer_id, version, loaded_at, document in self._read(
+                _ISSUER_DOCUMENTS, {"issuer_ids": stale}
+            ):
+                config = IssuerConfig.model_validate(document)
+                fresh[issuer_id] = self._cache[(issuer_id, version, loaded_at)] = config
+        found = []
+        for issuer_id in sorted(stamps):
+            seen = fresh.get(issuer_id) or self._cache.get(stamps[issuer_id])
+            self._seen[issuer_id] = seen
+            if seen is not None:  # removed between the two reads
+                found.append(seen)
+        return found
 
     def client(self, client_id: str) -> ClientRecord | None:
         row = self.session.get(ApiClientRow, client_id)

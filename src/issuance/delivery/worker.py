@@ -165,14 +165,13 @@ class DeliveryWorker:
         return claims, (now + lease, endpoints, chaos)
 
     def _endpoints(self) -> dict[Key, NotificationEndpoint | None]:
-        """Every issuer's endpoints, read at each claim: `config.issuer` parses an issuer only
-        when its configuration version changed, so this is one small query when nothing did."""
+        """Every issuer's endpoints, read at each claim: `config.issuers` validates an issuer
+        only when its configuration version changed, so this is one small query when none did."""
         with self.platform.reader() as uow:
-            issuers = [uow.config.issuer(i) for i in uow.config.issuer_ids()]
+            issuers = uow.config.issuers()
         return {
             (issuer.issuer_id, e.endpoint_id): e
             for issuer in issuers
-            if issuer is not None
             for e in issuer.notification_endpoints
         }
 
