@@ -8,6 +8,7 @@ modulo ids, times and the card's own identifiers.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from datetime import datetime
@@ -140,6 +141,9 @@ def _rows(platform: Platform, card_id: str, operation_id: str) -> dict[str, Any]
     if order["input_file_name"]:
         names[order["input_file_name"]] = "<file>"
         order["input_file_name"] = None  # the API's order has none
+        assert len(order.pop("encrypted_data_digest")) == 64  # nor the digest of a line's JWE
+    else:
+        assert order.pop("encrypted_data_digest") is None
     for row in journal:
         assert row["txid"] > 0 if platform.engine.dialect.name == "postgresql" else True
         del row["event_id"], row["txid"]
@@ -289,6 +293,40 @@ def test_a_re_run_replays_the_lines_already_placed_without_decrypting_them(
     ]
     again = _import(_importer(platform, "other-name.jsonl", keys=blind), path)
     assert {r.result.value for r in again} == {"REFUSED"}  # another file: decrypted in full
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_re_run_line_with_other_card_data_under_its_key_is_refused_not_replayed(
+    platform: Platform, tmp_path: Path, workers: int
+) -> None:
+    """Same key, card, file and request, another JWE: decrypted and checked as an API retry."""
+    jwks = platform.keys.public_jwks()
+    data = [card_data() for _ in range(3)]
+    lines = [
+        {"cardId": new_card_id(), **order_body(encrypt(d, jwks), issuerRequestId=f"req-{n}")}
+        for n, d in enumerate(data)
+    ]
+    path = _write(tmp_path / "run.jsonl", lines)
+    first = _import(_importer(platform, path.name), path)
+    other_card = {**lines[1], "encryptedData": encrypt(card_data(exp="3012"), jwks)}
+    encrypted_again = {**lines[2], "encryptedData": encrypt(data[2], jwks)}
+    path = _write(tmp_path / "run.jsonl", [lines[0], other_card, encrypted_again])
+
+    second = _import(_importer(platform, path.name, workers=workers), path)
+
+    assert [(r.result.value, r.error_code, r.field) for r in second] == [
+        ("REPLAYED", None, None),  # the very line: not decrypted (the test above shows it)
+        ("REFUSED", "IDEMPOTENCY_KEY_REUSED", "issuerRequestId"),
+        ("REPLAYED", None, None),  # the same card data in a new JWE: the fingerprint matches
+    ]
+    assert [second[0].operation_id, second[2].operation_id] == [
+        first[0].operation_id,
+        first[2].operation_id,
+    ]
+    with platform.engine.connect() as connection:
+        digests = connection.execute(select(OrderRow.encrypted_data_digest)).scalars().all()
+    jwes = [line["encryptedData"].encode() for line in lines]  # those the first run placed
+    assert set(digests) == {hashlib.sha256(jwe).hexdigest() for jwe in jwes}
 
 
 def test_a_bulk_batch_that_collides_is_redone_card_by_card(

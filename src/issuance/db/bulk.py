@@ -72,6 +72,7 @@ _PLACED = select(
     _o.request_fingerprint,
     _o.input_file_name,
     _o.request,
+    _o.encrypted_data_digest,
 ).where(_o.issuer_id == _ISSUER, _o.issuer_request_id.in_(_KEYS))
 _ACTIVE = select(_o.active_card_id, _o.operation_id).where(
     _o.issuer_id == _ISSUER, _o.active_card_id.in_(_KEYS)
@@ -140,8 +141,8 @@ class SqlBulkIntake:
         found: dict[str, Placed] = {}
         for keys in _chunks(sorted(set(request_ids))):
             rows = self._connection.execute(_PLACED, {"issuer_id": issuer_id, "keys": keys})
-            for key, operation_id, card_id, fingerprint, file_name, request in rows:
-                found[key] = Placed(operation_id, card_id, fingerprint, file_name, request)
+            for key, *placed in rows:
+                found[key] = Placed(*placed)
         return found
 
     def active(self, issuer_id: str, card_ids: Collection[str]) -> dict[str, str]:
@@ -320,6 +321,7 @@ def _order_values(new: NewOrder) -> dict[str, Any]:
         "active_card_id": order.card_id if order.end_time is None else None,
         "issuer_request_id": order.issuer_request_id,
         "request_fingerprint": new.fingerprint,
+        "encrypted_data_digest": new.encrypted_data_digest,
         "consumer_id": order.consumer_id,
         "card_product_id": order.card_product_id,
         "input_file_name": order.input_file_name,

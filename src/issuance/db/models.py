@@ -145,6 +145,8 @@ class OrderRow(Base):
     active_card_id: Mapped[str | None] = mapped_column(String(48))
     issuer_request_id: Mapped[str | None] = mapped_column(String(64))
     request_fingerprint: Mapped[str] = mapped_column(String(64))
+    # SHA-256 of the JWE as an order file carried it (imports only): see services/importing.py
+    encrypted_data_digest: Mapped[str | None] = mapped_column(String(64))
     consumer_id: Mapped[str | None] = mapped_column(String(64))
     card_product_id: Mapped[str | None] = mapped_column(String(64))
     input_file_name: Mapped[str | None] = mapped_column(String(255))  # the issuer's order file

@@ -176,6 +176,7 @@ class SqlOrderRepository:
         request: dict[str, Any],
         fingerprint: str,
         sealed: tuple[str, bytes] | None,
+        encrypted_data_digest: str | None = None,
     ) -> None:
         row = OrderRow(
             operation_id=order.operation_id,
@@ -183,6 +184,7 @@ class SqlOrderRepository:
             card_id=order.card_id,
             issuer_request_id=order.issuer_request_id,
             request_fingerprint=fingerprint,
+            encrypted_data_digest=encrypted_data_digest,
             consumer_id=order.consumer_id,
             card_product_id=order.card_product_id,
             priority=order.priority,

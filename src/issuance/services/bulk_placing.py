@@ -44,6 +44,7 @@ class Placed:
     fingerprint: str
     input_file_name: str | None = None
     request: dict[str, Any] | None = None
+    encrypted_data_digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ class NewOrder:
     fingerprint: str
     sealed: tuple[str, bytes] | None
     endpoints: tuple[str, ...]  # one outbox delivery per notification endpoint
+    encrypted_data_digest: str | None = None
 
 
 class BulkIntake(Protocol):
@@ -170,7 +172,16 @@ class BulkBatch:
         order = accept_order(
             cmd, issuer, self._deadlines(cmd, issuer), at=self.at, operation_id=self.new_id()
         )
-        self.new.append(NewOrder(order, cmd.request, cmd.fingerprint, cmd.sealed, self.endpoints))
+        self.new.append(
+            NewOrder(
+                order,
+                cmd.request,
+                cmd.fingerprint,
+                cmd.sealed,
+                self.endpoints,
+                cmd.encrypted_data_digest,
+            )
+        )
         self.audit.append(self._entry(AuditAction.ORDER_PLACED, order.card_id, order.operation_id))
         if cmd.issuer_request_id is not None:
             self.placed[cmd.issuer_request_id] = Placed(

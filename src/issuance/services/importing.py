@@ -10,9 +10,11 @@ by card with `place_order`, whose answers are then authoritative.
 
 Every line must carry an `issuerRequestId`: that key is what makes a re-import, or a run resumed
 after a crash, answer the lines already placed as replays instead of ordering them twice. A line
-whose key was already placed from a file of the same name, for the same card and with the same
-request, is answered as a replay without decrypting it again (the expensive part of a line):
-that is how a resumed run gets quickly back to where it stopped.
+whose key was already placed from a file of the same name, for the same card, with the same
+request and the very same JWE (its SHA-256 is stored with the order), is answered as a replay
+without decrypting it again (the expensive part of a line): that is how a resumed run gets
+quickly back to where it stopped. Any other line reusing a key is decrypted and checked as the
+API checks a retry: the same content encrypted again is a replay, other card data is refused.
 
 Decryption can run in worker processes (`workers`), a bounded number of batches ahead of the
 single writer, which keeps memory flat and the report in line order.
@@ -20,6 +22,7 @@ single writer, which keeps memory flat and the report in line order.
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import resource
 import time
@@ -153,8 +156,9 @@ class Preparer:
                     field="issuerRequestId",
                     code="FIELD_MISSING",
                 )
+            digest = hashlib.sha256(card.encrypted_data.encode()).hexdigest()
             placed = known.get(key)
-            if placed is not None and self._same(card, placed):
+            if placed is not None and self._same(card, digest, placed):
                 return Replay(record.line, card.card_id, placed.operation_id)
             return to_command(
                 card,
@@ -162,20 +166,22 @@ class Preparer:
                 card_id=card.card_id,
                 keys=self.keys,
                 input_file_name=self.file_name,
+                encrypted_data_digest=digest,
             )
         except ValidationError as error:
             return _refused(record.line, shown, self.schema_problems(error))
         except DomainError as error:
             return _refused(record.line, shown, list(error.all_problems))
 
-    def _same(self, card: CardItem, placed: Placed) -> bool:
-        """Placed from this file before: anything else is decrypted and checked in full."""
+    def _same(self, card: CardItem, digest: str, placed: Placed) -> bool:
+        """Placed from this line before: anything else is decrypted and checked in full."""
         request = card.model_dump(
             mode="json", by_alias=True, exclude_none=True, exclude={"encrypted_data", "card_id"}
         )
         return (
             placed.card_id == card.card_id
             and placed.input_file_name == self.file_name
+            and placed.encrypted_data_digest == digest
             and placed.request == request
         )
 

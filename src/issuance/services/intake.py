@@ -115,6 +115,7 @@ def to_command(
     card_id: str,
     keys: IntakeKeys,
     input_file_name: str | None = None,
+    encrypted_data_digest: str | None = None,
 ) -> PlaceOrder:
     """Check the channel, decrypt and validate the sensitive part, and build the command."""
     if fields.distribution_channel is not DistributionChannel.THALES:
@@ -147,6 +148,7 @@ def to_command(
             ),
         ),
         input_file_name=input_file_name,
+        encrypted_data_digest=encrypted_data_digest,
     )
 
 

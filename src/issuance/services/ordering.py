@@ -28,6 +28,8 @@ class PlaceOrder:
 
     `fingerprint` identifies the request's content (decrypted data included) so that a retry with
     the same `issuerRequestId` can be told apart from a different order reusing the key.
+    `encrypted_data_digest` (order files only) lets a re-import recognise its own lines without
+    decrypting them (services/importing.py).
     """
 
     issuer_id: str
@@ -39,6 +41,7 @@ class PlaceOrder:
     fingerprint: str
     sealed: tuple[str, bytes] | None
     input_file_name: str | None = None
+    encrypted_data_digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +134,13 @@ def stage_order(
         materials=materials_for(cmd.spec, issuer),
         container=container,
     )
-    uow.orders.add(order, request=cmd.request, fingerprint=cmd.fingerprint, sealed=cmd.sealed)
+    uow.orders.add(
+        order,
+        request=cmd.request,
+        fingerprint=cmd.fingerprint,
+        sealed=cmd.sealed,
+        encrypted_data_digest=cmd.encrypted_data_digest,
+    )
     audit_order(uow, actor, AuditAction.ORDER_PLACED, order, at=received_at)
     return Placement(order.operation_id, replayed=False)
 

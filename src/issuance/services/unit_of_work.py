@@ -33,6 +33,7 @@ class OrderRepository(Protocol):
         request: dict[str, Any],
         fingerprint: str,
         sealed: tuple[str, bytes] | None,
+        encrypted_data_digest: str | None = None,
     ) -> None: ...
 
     def by_issuer_request_id(
