@@ -235,6 +235,10 @@ def test_an_order_for_a_bulk_container_is_imported_into_its_container(
         assert container.order_id == f"pallet-{box}"
         members = {order.card_id for order in uow.containers.members(DEMO, box)}
     assert members == {line["cardId"] for line in boxed}
+    with platform.engine.connect() as connection:  # staged card by card: the digest kept too
+        digests = connection.execute(select(OrderRow.encrypted_data_digest)).scalars().all()
+    jwes = [line["encryptedData"].encode() for line in boxed]
+    assert {hashlib.sha256(jwe).hexdigest() for jwe in jwes} <= set(digests)
 
 
 def test_a_batch_is_checked_line_after_line_like_the_per_card_path(
