@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from issuance.db.models import AuditRow
+from issuance.db.moments import utc
 from issuance.domain.audit import Actor, ActorKind, AuditEntry
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class SqlAuditLog:
@@ -52,7 +47,7 @@ class SqlAuditLog:
             query = query.where(AuditRow.actor_id == actor_id)
         return [
             AuditEntry(
-                at=_aware(row.at),
+                at=utc(row.at),
                 actor=Actor(ActorKind(row.actor_kind), row.actor_id, row.actor_issuer_id),
                 action=row.action,
                 issuer_id=row.issuer_id,

@@ -11,15 +11,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from issuance.db.models import ContainerRow, OrderRow
+from issuance.db.moments import utc
 from issuance.domain.containers import Container, ContainerRef, ContainerStatus
 from issuance.domain.orders import Order
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every time we store is UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def container_ref_document(ref: ContainerRef | None) -> dict[str, Any] | None:
@@ -60,10 +54,10 @@ def _container_from(row: ContainerRow) -> Container:
         tracking_number=row.tracking_number,
         tracking_url=row.tracking_url,
         message=row.message,
-        created_at=_aware(row.created_at) or row.created_at,
-        shipped_at=_aware(row.shipped_at),
-        received_at=_aware(row.received_at),
-        updated_at=_aware(row.updated_at),
+        created_at=utc(row.created_at) or row.created_at,
+        shipped_at=utc(row.shipped_at),
+        received_at=utc(row.received_at),
+        updated_at=utc(row.updated_at),
     )
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, func, select
 
 from issuance.db.engine import SQLITE_BEGIN
 from issuance.db.models import DeliveryAttemptRow, DeliveryRow, EventRow
+from issuance.db.moments import utc
 from issuance.db.outbox import DeliveryView
 
 
@@ -25,11 +26,6 @@ class AttemptView:
     latency_ms: float
     status_code: int | None
     error: str | None
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def _reading(engine: Engine) -> Connection:
@@ -52,8 +48,8 @@ def _view(row: Any) -> DeliveryView:
         sequence=row.sequence,
         status=row.status,
         attempts=row.attempts,
-        next_attempt_at=_utc(row.next_attempt_at),
-        delivered_at=_utc(row.delivered_at),
+        next_attempt_at=utc(row.next_attempt_at),
+        delivered_at=utc(row.delivered_at),
         last_status_code=row.last_status_code,
         last_error=row.last_error,
     )
@@ -100,7 +96,7 @@ def attempts_of(engine: Engine, delivery_ids: Iterable[int]) -> dict[int, list[A
         for row in connection.execute(query):
             found[row.delivery_id].append(
                 AttemptView(
-                    attempted_at=_utc(row.attempted_at) or row.attempted_at,
+                    attempted_at=utc(row.attempted_at) or row.attempted_at,
                     latency_ms=row.latency_ms,
                     status_code=row.status_code,
                     error=row.error,

@@ -6,7 +6,7 @@ Written in the settlement's transaction, so a streak never disagrees with the at
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import cast
 
 import structlog
@@ -14,6 +14,7 @@ from sqlalchemy import DateTime, Engine, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from issuance.db.models import EndpointEventRow, EndpointHealthRow, EndpointStateRow
+from issuance.db.moments import utc
 from issuance.domain.endpoint_health import HealthEvent, HealthPolicy, Streak
 
 log = structlog.get_logger("issuance.delivery")
@@ -21,19 +22,15 @@ log = structlog.get_logger("issuance.delivery")
 Key = tuple[str, str]  # (issuer id, endpoint id)
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
-
-
 def _streak(row: EndpointHealthRow | None) -> Streak:
     if row is None:
         return Streak()
     return Streak(
         consecutive_failures=row.consecutive_failures,
-        failing_since=_aware(row.failing_since),
-        warned_at=_aware(row.warned_at),
-        last_success_at=_aware(row.last_success_at),
-        last_failure_at=_aware(row.last_failure_at),
+        failing_since=utc(row.failing_since),
+        warned_at=utc(row.warned_at),
+        last_success_at=utc(row.last_success_at),
+        last_failure_at=utc(row.last_failure_at),
     )
 
 
@@ -159,7 +156,7 @@ def endpoint_events(
         query = query.where(EndpointEventRow.issuer_id == issuer_id)
     with Session(engine) as session:
         return [
-            EndpointEvent(r.issuer_id, r.endpoint_id, _aware(r.at) or r.at, r.kind, r.detail)
+            EndpointEvent(r.issuer_id, r.endpoint_id, utc(r.at) or r.at, r.kind, r.detail)
             for r in session.scalars(query.limit(limit))
         ]
 

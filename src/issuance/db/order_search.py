@@ -15,13 +15,14 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, Select, select, tuple_
 
 from issuance.db.engine import SQLITE_BEGIN
 from issuance.db.models import OrderRow
+from issuance.db.moments import utc
 from issuance.domain.errors import InvalidRequest
 
 
@@ -93,13 +94,8 @@ _COLUMNS = (
 )
 
 
-def _utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def encode_cursor(moment: datetime, operation_id: str) -> str:
-    raw = json.dumps([_utc(moment).isoformat(), operation_id]).encode()
+    raw = json.dumps([utc(moment).isoformat(), operation_id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -108,7 +104,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         moment, operation_id = json.loads(raw)
-        return _utc(datetime.fromisoformat(moment)), str(operation_id)
+        return utc(datetime.fromisoformat(moment)), str(operation_id)
     except (binascii.Error, ValueError, TypeError):
         raise InvalidRequest("is not a cursor this search gave", field="after") from None
 
@@ -128,9 +124,9 @@ def _conditions(where: OrderFilter) -> list[ColumnElement[bool]]:
     if where.held:
         found.append(OrderRow.hold != "NONE")
     if where.due_from is not None:
-        found.append(OrderRow.due_date >= _utc(where.due_from))
+        found.append(OrderRow.due_date >= utc(where.due_from))
     if where.due_before is not None:
-        found.append(OrderRow.due_date < _utc(where.due_before))
+        found.append(OrderRow.due_date < utc(where.due_before))
     return found
 
 
@@ -159,9 +155,9 @@ def search_orders(
         OrderSummary(
             **{
                 **row._asdict(),
-                "start_time": _utc(row.start_time),
-                "due_date": _utc(row.due_date) if row.due_date else None,
-                "updated_at": _utc(row.updated_at),
+                "start_time": utc(row.start_time),
+                "due_date": utc(row.due_date) if row.due_date else None,
+                "updated_at": utc(row.updated_at),
             }
         )
         for row in rows[:limit]

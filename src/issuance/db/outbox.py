@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, aliased
 
 from issuance.db.endpoint_health import disable, record_attempts, reset
 from issuance.db.models import Base, DeliveryAttemptRow, DeliveryRow, EndpointStateRow, EventRow
+from issuance.db.moments import utc
 from issuance.domain.endpoint_health import HealthPolicy
 from issuance.domain.retry import Decision, Outcome, Verdict
 
@@ -66,10 +67,6 @@ class Claim:
     @property
     def operation(self) -> dict[str, Any]:
         return cast(dict[str, Any], json.loads(self.encoded))
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def claim(
@@ -113,9 +110,9 @@ def claim(
                 endpoint_id=row[3],
                 card_id=row[4],
                 attempts=row[5],
-                first_attempt_at=_aware(row[6]),
+                first_attempt_at=utc(row[6]),
                 encoded=payload.encode(),
-                recorded_at=_aware(recorded_at) or recorded_at,
+                recorded_at=utc(recorded_at),
             )
         )
     claims.sort(key=lambda item: item.delivery_id)  # RETURNING keeps no order
@@ -500,7 +497,7 @@ def disabled_endpoints(engine: Engine) -> list[tuple[str, str, datetime, str]]:
     with Session(engine) as session:
         rows = session.scalars(select(EndpointStateRow).order_by(EndpointStateRow.disabled_at))
         return [
-            (r.issuer_id, r.endpoint_id, _aware(r.disabled_at) or r.disabled_at, r.reason)
+            (r.issuer_id, r.endpoint_id, utc(r.disabled_at) or r.disabled_at, r.reason)
             for r in rows
         ]
 
@@ -553,7 +550,7 @@ def gauges(engine: Engine, *, now: datetime) -> OutboxGauges:
                 DeliveryAttemptRow.attempted_at >= now - timedelta(hours=1)
             )
         ).one()
-    oldest_at = _aware(oldest)
+    oldest_at = utc(oldest)
     return OutboxGauges(
         by_status={status.value: int(by_status.get(status.value, 0)) for status in DeliveryStatus},
         in_flight=int(in_flight or 0),

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from issuance.db.models import BureauEventRow
+from issuance.db.moments import utc
 from issuance.db.repositories import PRELOAD_CHUNK
 
 
@@ -29,7 +30,7 @@ class SqlBureauEventLedger:
             rows = self.session.execute(
                 select(b.operation_id, b.event, b.occurred_at).where(b.operation_id.in_(chunk))
             )
-            self.recorded.update((op, event, _utc(at)) for op, event, at in rows)
+            self.recorded.update((op, event, utc(at)) for op, event, at in rows)
             self.preloaded.update(chunk)
 
     def applied(self, operation_id: str, event: str, occurred_at: datetime) -> bool:
@@ -61,8 +62,3 @@ class SqlBureauEventLedger:
                 report=report[:255],
             )
         )
-
-
-def _utc(moment: datetime) -> datetime:
-    """SQLite gives back naive times (stored in UTC); PostgreSQL aware ones."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

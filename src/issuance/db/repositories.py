@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, Select, String, and_, bindparam, func, or_, select
@@ -14,17 +14,10 @@ from issuance.db.models import (
     EventRow,
     OrderRow,
 )
+from issuance.db.moments import utc
 from issuance.domain.orders import Order, Shipment
 from issuance.domain.retention import Retention
 from issuance.domain.statuses import Hold, ProductionStatus, ShipmentStatus
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every time we store is UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
-
 
 UNSETTLED_SHIPMENTS = (
     ShipmentStatus.IN_TRANSIT.value,
@@ -76,16 +69,16 @@ def order_from_row(row: OrderRow | StateRow) -> Order:
         operation_id=row.operation_id,
         issuer_id=row.issuer_id,
         card_id=row.card_id,
-        start_time=_aware(row.start_time) or row.start_time,
+        start_time=utc(row.start_time) or row.start_time,
         production_status=ProductionStatus(row.production_status),
         issuer_request_id=row.issuer_request_id,
         consumer_id=row.consumer_id,
         card_product_id=row.card_product_id,
         input_file_name=row.input_file_name,
         production_batch=row.production_batch,
-        end_time=_aware(row.end_time),
-        due_date=_aware(row.due_date),
-        cancellable_until=_aware(row.cancellable_until),
+        end_time=utc(row.end_time),
+        due_date=utc(row.due_date),
+        cancellable_until=utc(row.cancellable_until),
         production_site=row.production_site,
         error_code=row.error_code,
         error=row.error,
@@ -95,9 +88,9 @@ def order_from_row(row: OrderRow | StateRow) -> Order:
         sla_standing=row.sla_standing,
         priority=row.priority,
         materials=tuple(row.materials or ()),
-        updated_at=_aware(row.updated_at),
-        purgeable_since=_aware(row.purgeable_since),
-        sensitive_data_purged_at=_aware(row.sensitive_data_purged_at),
+        updated_at=utc(row.updated_at),
+        purgeable_since=utc(row.purgeable_since),
+        sensitive_data_purged_at=utc(row.sensitive_data_purged_at),
         container=container_ref_from(row.container),
     )
 

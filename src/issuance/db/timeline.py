@@ -8,7 +8,7 @@ data. Deliveries show metadata and attempts only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select
 from issuance.db.delivery_log import AttemptView, attempts_of
 from issuance.db.engine import SQLITE_BEGIN
 from issuance.db.models import DeliveryRow, EventRow
+from issuance.db.moments import utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +43,6 @@ class TimelineEvent:
     deliveries: list[EventDelivery] = field(default_factory=list)
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
-
-
 def _event(row: Any) -> TimelineEvent:
     payload: dict[str, Any] = row.payload
     details: dict[str, Any] = payload.get("details", {})
@@ -55,7 +52,7 @@ def _event(row: Any) -> TimelineEvent:
         sequence=row.sequence,
         operation_id=row.operation_id,
         event_type=row.event_type,
-        occurred_at=_utc(row.occurred_at) or row.occurred_at,
+        occurred_at=utc(row.occurred_at) or row.occurred_at,
         status=str(details.get("status", "")),
         on_hold=details.get("onHold"),
         shipment_status=shipment.get("status"),
@@ -99,7 +96,7 @@ def card_timeline(engine: Engine, issuer_id: str, card_id: str) -> list[Timeline
                 delivery_id=row.delivery_id,
                 endpoint_id=row.endpoint_id,
                 status=row.status,
-                next_attempt_at=_utc(row.next_attempt_at),
+                next_attempt_at=utc(row.next_attempt_at),
                 attempts=attempts[row.delivery_id],
             )
         )
