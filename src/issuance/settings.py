@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     order_files_dir: Path | None = None
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)  # bytes
     imports_in_server: bool = True  # run uploaded imports in a thread of `serve`
+    import_report_days: float = Field(default=30.0, gt=0)  # kept after the import ended
     # Behind a proxy that terminates mTLS: the header carrying the SHA-256 (hex) of the verified
     # client certificate. Only set it if the proxy always overwrites that header.
     client_certificate_header: str | None = None

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from issuance.settings import Settings
+from tests.conftest import Server
 from tests.factories import OTHER, IssuerClient, luhn_pan, new_card_id, order_body
 
 UPLOAD_LIMIT = 64 * 1024  # bytes
@@ -160,6 +161,27 @@ def test_re_uploading_a_file_orders_nothing_twice(issuer: IssuerClient) -> None:
     assert [r.get("operationId") for r in after] == [r.get("operationId") for r in before]
     for item in items[:3]:
         assert len(issuer.status(item["cardId"]).json()["operations"]) == 1
+
+
+def test_a_report_past_its_days_is_gone_with_its_own_code(
+    issuer: IssuerClient, server: Server, settings: Settings
+) -> None:
+    content = _jsonl([_item(issuer)])
+    import_id = finished(
+        issuer, upload(issuer, content, "application/jsonl", "old.jsonl").json()["importId"]
+    )["importId"]
+    assert len(report(issuer, import_id)) == 1
+    assert server.platform.sandbox_clock is not None
+    server.platform.sandbox_clock.advance(settings.import_report_days * 86_400 + 60)
+
+    answer = issuer.http.get(_path(issuer, import_id, "report"), headers=issuer.headers)
+    status = issuer.http.get(_path(issuer, import_id), headers=issuer.headers)
+
+    assert answer.status_code == 410
+    body = answer.json()
+    assert (body["errorCode"], body["field"]) == ("IMPORT_REPORT_EXPIRED", "importId")
+    assert "30 days" in body["error"]
+    assert (status.status_code, status.json()["accepted"]) == (200, 1)  # the import stays
 
 
 def test_a_csv_file_and_its_csv_report(issuer: IssuerClient) -> None:

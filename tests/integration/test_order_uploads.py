@@ -18,12 +18,12 @@ from issuance.contract.order_files import ImportStatus
 from issuance.db.models import OrderRow
 from issuance.db.order_imports import SqlOrderImports
 from issuance.domain.audit import Actor, ActorKind
-from issuance.domain.errors import InvalidRequest
+from issuance.domain.errors import Gone, InvalidRequest
 from issuance.platform import Platform
 from issuance.services.import_runs import ImportRunner
 from issuance.services.importing import Importer, LineReport, Summary
 from issuance.services.order_files import FileFormat, Record
-from issuance.services.order_uploads import ImportJob, Uploads
+from issuance.services.order_uploads import REPORTS_KEPT, ImportJob, Uploads
 from tests.factories import DEMO, card_data, encrypt, new_card_id, order_body
 
 
@@ -189,3 +189,28 @@ def test_abandoned_partial_uploads_are_swept(uploads: Uploads) -> None:
     assert uploads.sweep() == 1
     assert not old.exists()
     assert fresh.exists()
+
+
+def test_reports_of_ended_imports_are_deleted_once_their_days_are_over(
+    platform: Platform, uploads: Uploads
+) -> None:
+    ended = _upload(uploads, platform, _cards(platform, 2))
+    done = ImportRunner(uploads, lambda j: _importer(platform, j)).run_next()
+    assert done is not None
+    assert done.status is ImportStatus.DONE
+    running = _upload(uploads, platform, _cards(platform, 3))
+    with pytest.raises(Killed):
+        ImportRunner(uploads, lambda j: DiesAfterFirstBatch(_importer(platform, j))).run_next()
+    assert uploads.expire_reports() == 0  # not old enough yet
+    assert platform.sandbox_clock is not None
+    platform.sandbox_clock.advance((REPORTS_KEPT + timedelta(minutes=1)).total_seconds())
+
+    assert uploads.expire_reports() == 1
+
+    assert not uploads.report_of(ended).exists()
+    with pytest.raises(Gone) as gone:
+        uploads.report(DEMO, ended.import_id)
+    assert (gone.value.code, gone.value.field) == ("IMPORT_REPORT_EXPIRED", "importId")
+    assert uploads.get(DEMO, ended.import_id).accepted == 2  # the job and its counts stay
+    # A run that has not ended keeps its report: it resumes after the lines it holds.
+    assert [row["line"] for row in uploads.report(DEMO, running.import_id)] == [1, 2]

@@ -24,6 +24,7 @@ from issuance.domain.errors import (
     Conflict,
     DomainError,
     Forbidden,
+    Gone,
     IdempotencyMismatch,
     InvalidRequest,
     NotFound,
@@ -39,6 +40,7 @@ STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (Gone, 410),
     (IdempotencyMismatch, 422),
 ]
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from issuance.contract.order_files import ImportStatus
 from issuance.db.engine import SQLITE_BEGIN
 from issuance.db.models import OrderImportRow
+from issuance.db.moments import utc
 from issuance.services.order_files import FileFormat
 from issuance.services.order_uploads import ImportJob
 
@@ -86,6 +87,22 @@ class SqlOrderImports:
                 )
             )
 
+    def ended(self, import_ids: list[str]) -> dict[str, datetime]:
+        found: dict[str, datetime] = {}
+        with self.engine.connect() as connection:
+            for start in range(0, len(import_ids), _CHUNK):
+                chunk = import_ids[start : start + _CHUNK]
+                rows = connection.execute(_ENDED, {"ids": chunk})
+                found.update({i: utc(at) for i, at in rows if at is not None})
+        return found
+
+
+_CHUNK = 1000  # ids per statement, well inside SQLite's bound-variable limit
+_ENDED = select(OrderImportRow.import_id, OrderImportRow.finished_at).where(
+    OrderImportRow.import_id.in_(bindparam("ids", expanding=True)),
+    OrderImportRow.status.in_([ImportStatus.DONE.value, ImportStatus.FAILED.value]),
+)
+
 
 def _job(row: OrderImportRow) -> ImportJob:
     return ImportJob(
@@ -96,14 +113,14 @@ def _job(row: OrderImportRow) -> ImportJob:
         size_bytes=row.size_bytes,
         actor_id=row.actor_id,
         status=ImportStatus(row.status),
-        created_at=row.created_at,
+        created_at=utc(row.created_at),
         lines=row.lines,
         accepted=row.accepted,
         replayed=row.replayed,
         refused=row.refused,
         bytes_read=row.bytes_read,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
+        started_at=utc(row.started_at),
+        finished_at=utc(row.finished_at),
         error_code=row.error_code,
         error=row.error,
     )

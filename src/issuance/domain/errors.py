@@ -85,6 +85,12 @@ class NotFound(DomainError):
     code = "NOT_FOUND"
 
 
+class Gone(DomainError):
+    """The resource existed and was deleted on purpose (kept for a stated time only)."""
+
+    code = "GONE"
+
+
 class Conflict(DomainError):
     """The request conflicts with the current state of the card."""
 

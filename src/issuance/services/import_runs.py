@@ -17,6 +17,7 @@ import csv
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -34,6 +35,7 @@ log = structlog.get_logger("issuance.imports")
 STALE_AFTER = timedelta(seconds=120)  # a run whose heartbeat is older than this has died
 BATCH_SIZE = 500  # orders per commit (and heartbeat): well inside STALE_AFTER on a busy machine
 POLL_SECONDS = 1.0  # between two looks for queued imports, when not woken by an upload
+TIDY_EVERY = timedelta(hours=1)  # abandoned uploads and expired reports are deleted this often
 
 
 class Interrupted(Exception):
@@ -211,11 +213,11 @@ class ImportThread:
         self.thread.join(timeout=30)
 
     def _run(self) -> None:
-        try:
-            self.runner.uploads.sweep()
-        except OSError:
-            log.exception("could not sweep abandoned uploads")
+        tidy_at = 0.0  # monotonic
         while not self.stopping.is_set():
+            if time.monotonic() >= tidy_at:
+                self._tidy()
+                tidy_at = time.monotonic() + TIDY_EVERY.total_seconds()
             try:
                 ran = self.runner.run_next()
             except Exception:  # a failed look (database away) must not stop the thread
@@ -224,3 +226,14 @@ class ImportThread:
             if ran is None:
                 self.woken.wait(self.poll_seconds)
                 self.woken.clear()
+
+    def _tidy(self) -> None:
+        """Delete abandoned uploads and reports past their time; never stops the thread."""
+        uploads = self.runner.uploads
+        try:
+            swept, expired = uploads.sweep(), uploads.expire_reports()
+        except Exception:  # a full disk or the database away: tried again at the next tidy
+            log.exception("could not tidy the order-files directory")
+            return
+        if swept or expired:
+            log.info("order files tidied", abandoned_uploads=swept, expired_reports=expired)

@@ -2,7 +2,9 @@
 
 An upload is written to the order-files directory as `<importId>.<format>` and recorded as a
 QUEUED import job before the answer is sent, so a restart never loses it; services/
-import_runs.py imports it in the background and writes `<importId>.report.jsonl`.
+import_runs.py imports it in the background and writes `<importId>.report.jsonl`. A report is
+kept `keep_reports` (30 days unless configured) after its import ended, then deleted; the job
+itself, a few counts, stays.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from issuance.contract.order_files import ImportStatus
-from issuance.domain.errors import InvalidRequest, NotFound
+from issuance.domain.errors import Gone, InvalidRequest, NotFound
 from issuance.services.importing import LineReport
 from issuance.services.order_files import BadHeader, FileFormat, records
 from issuance.services.ordering import Clock
 
 ABANDONED_AFTER = timedelta(hours=1)  # a partial upload untouched this long is deleted
+REPORTS_KEPT = timedelta(days=30)  # after its import ended (`ISSUANCE_IMPORT_REPORT_DAYS`)
+REPORT_SUFFIX = ".report.jsonl"
 REPORT_FIELDS = ("line", "cardId", "result", "operationId", "errorCode", "field")
 
 
@@ -83,6 +87,10 @@ class ImportStore(Protocol):
         """Save the job's counts and status; beat its heartbeat."""
         ...
 
+    def ended(self, import_ids: list[str]) -> dict[str, datetime]:
+        """When each of these imports ended (DONE or FAILED); the others are left out."""
+        ...
+
 
 @dataclass(frozen=True)
 class Uploads:
@@ -92,12 +100,13 @@ class Uploads:
     store: ImportStore
     clock: Clock
     new_id: Callable[[], str]
+    keep_reports: timedelta = REPORTS_KEPT
 
     def file_of(self, job: ImportJob) -> Path:
         return self.directory / f"{job.import_id}.{job.file_format.value}"
 
     def report_of(self, job: ImportJob) -> Path:
-        return self.directory / f"{job.import_id}.report.jsonl"
+        return self.directory / f"{job.import_id}{REPORT_SUFFIX}"
 
     def scratch(self) -> Path:
         """A fresh path for an upload being received (renamed once accepted)."""
@@ -113,6 +122,25 @@ class Uploads:
         for path in abandoned:
             path.unlink(missing_ok=True)
         return len(abandoned)
+
+    def expire_reports(self) -> int:
+        """Delete the reports of imports that ended more than `keep_reports` ago; how many.
+
+        Only ended imports: a queued or running one reads its report to resume where it stopped.
+        """
+        if not self.directory.exists():
+            return 0
+        reports = {
+            p.name.removesuffix(REPORT_SUFFIX): p for p in self.directory.glob(f"*{REPORT_SUFFIX}")
+        }
+        if not reports:
+            return 0
+        cutoff = self.clock() - self.keep_reports
+        ended = self.store.ended(sorted(reports))
+        expired = [reports[i] for i, at in ended.items() if at <= cutoff]
+        for path in expired:
+            path.unlink(missing_ok=True)
+        return len(expired)
 
     def accept(
         self, received: Path, *, issuer_id: str, file_name: str, fmt: FileFormat, actor_id: str
@@ -150,6 +178,13 @@ class Uploads:
     def report(self, issuer_id: str, import_id: str) -> Iterator[dict[str, Any]]:
         """The report's rows so far, in line order (complete once the job is DONE)."""
         job = self.get(issuer_id, import_id)
+        if job.finished_at is not None and job.finished_at <= self.clock() - self.keep_reports:
+            days = self.keep_reports / timedelta(days=1)
+            raise Gone(
+                f"the report of import {import_id} was deleted {days:g} days after it ended",
+                field="importId",
+                code="IMPORT_REPORT_EXPIRED",
+            )
         path = self.report_of(job)
         if not path.exists():
             return iter(())

@@ -12,6 +12,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -65,6 +66,7 @@ def uploads_of(platform: Platform) -> Uploads:
         store=SqlOrderImports(platform.engine),
         clock=platform.clock,
         new_id=platform.new_id,
+        keep_reports=timedelta(days=platform.settings.import_report_days),
     )
 
 
@@ -185,6 +187,10 @@ def order_file_import(
     summary="Extension: an order file import's per-line report (JSON Lines or CSV)",
     responses={
         **ERRORS,
+        410: {
+            "model": ErrorBody,
+            "description": "The report was deleted (`ISSUANCE_IMPORT_REPORT_DAYS` after the end)",
+        },
         200: {
             "model": ReportRow,
             "description": "One row per line (JSON Lines; CSV with `Accept: text/csv`)",
