@@ -8,10 +8,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from issuance.api.deps import CardIdPath, CurrentIssuer, PlatformDep
+from issuance.api.deps import CardIdPath, CurrentIssuer
 from issuance.api.routes.production import ERRORS
 from issuance.contract.operations import ErrorBody, Operations
 from issuance.db.status_reads import StatusReads, for_card_blocking
+from issuance.platform import Platform
 from issuance.services import ordering
 
 STATUS_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -30,19 +31,21 @@ router = APIRouter(prefix="/banking/v1/issuers/{issuerId}", tags=["Physical card
     responses=STATUS_ERRORS,
 )
 async def production_status(
-    request: Request, issuer: CurrentIssuer, card_id: CardIdPath, platform: PlatformDep
+    request: Request, issuer: CurrentIssuer, card_id: CardIdPath
 ) -> JSONResponse:
     """The card's operations, oldest first; each carries the latest per-card `sequence`.
 
     On PostgreSQL the read runs on the event loop (db/status_reads.py), elsewhere in a request
     thread; either way one SELECT, past the unit of work. The operations are D1's shape already
     (domain/operations.py leaves absent fields out): answered as they are, not re-validated
-    through `Operations`, which documents them.
+    through `Operations`, which documents them. The platform is read off the app, not asked for
+    as a dependency: one fewer for FastAPI to resolve on every read.
     """
     reads: StatusReads | None = getattr(request.app.state, "status_reads", None)
     if reads is not None:
         orders = await reads.for_card(issuer.issuer_id, card_id)
     else:
+        platform: Platform = request.app.state.platform
         orders = await run_in_threadpool(
             for_card_blocking, platform.engine, issuer.issuer_id, card_id
         )
@@ -51,7 +54,7 @@ async def production_status(
 
 @router.get("/physicalcards/{cardId}/productionstatus", include_in_schema=False)
 async def production_status_lowercase(
-    request: Request, issuer: CurrentIssuer, card_id: CardIdPath, platform: PlatformDep
+    request: Request, issuer: CurrentIssuer, card_id: CardIdPath
 ) -> JSONResponse:
     """The spelling of one D1 guide's curl example, answered the same way."""
-    return await production_status(request, issuer, card_id, platform)
+    return await production_status(request, issuer, card_id)
