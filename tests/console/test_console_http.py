@@ -12,8 +12,10 @@ from issuance.db.sandbox import SqlChaosStore, SqlScenarioStore
 from tests.conftest import Server
 from tests.console.conftest import csrf_of, insert_orders, sign_in
 from tests.factories import (
+    ADDRESS,
     DEMO,
     OPERATOR,
+    OTHER,
     ActingIssuerClient,
     OperatorClient,
     card_data,
@@ -29,6 +31,8 @@ PAGES = [
     "/console/queues/exceptions",
     "/console/queues/on-hold",
     "/console/queues/returned",
+    "/console/containers",
+    f"/console/issuers/{DEMO}/containers/box-1",
     "/console/endpoints",
     "/console/sandbox",
     f"/console/issuers/{DEMO}/cards/card-1",
@@ -151,14 +155,50 @@ def test_a_fresh_platform_shows_empty_states(console: httpx.Client) -> None:
         "/console/queues/exceptions": "No order is stopped in production.",
         "/console/queues/on-hold": "No order is on hold.",
         "/console/queues/returned": "No returned card is waiting.",
+        "/console/containers": "No containers yet.",
+        f"/console/issuers/{DEMO}/containers/box-1": "There is no such container.",
         "/console/endpoints": "No delivery yet",
         f"/console/issuers/{DEMO}/cards/card-1": "No production order for card",
     }
     for path, text in expected.items():
         page = console.get(path)
-        assert page.status_code == (404 if "/cards/" in path else 200), path
+        assert page.status_code == (404 if "/cards/" in path or "/containers/" in path else 200), (
+            path
+        )
         assert text in page.text, path
     assert "No order matches these filters" in console.get("/console/orders?cardId=nope").text
+
+
+def test_containers_list_each_box_and_its_cards(http: httpx.Client, console: httpx.Client) -> None:
+    issuer = ActingIssuerClient(http)
+    box = f"box-{new_card_id()}"
+    shipment = {"type": "BULK", "groupId": box, "orderId": "pallet-7", "deliveryAddress": ADDRESS}
+    cards = sorted(new_card_id() for _ in range(2))
+    for card_id in cards:
+        body = order_body(
+            issuer.encrypt(), services={"issuance": "CREATION", "delivery": "dhl-branch"}
+        )
+        answer = issuer.order(card_id, {**body, "shipment": shipment})
+        assert answer.status_code == 202, answer.text
+
+    listed = console.get("/console/containers")
+    page = console.get(f"/console/issuers/{DEMO}/containers/{box}")
+
+    assert listed.status_code == 200
+    row = re.search(
+        rf'href="/console/issuers/{DEMO}/containers/{box}">{box}</a>.*?</tr>', listed.text, re.S
+    )
+    assert row is not None
+    assert ">OPEN<" in row.group(0)
+    assert "<td>2</td>" in row.group(0)
+    assert "pallet-7" in row.group(0)
+    assert page.status_code == 200
+    assert _rows(page.text) == cards  # each card links to its own page
+    filtered = console.get("/console/containers", params={"status": "IN_TRANSIT"})
+    assert box not in filtered.text
+    assert "No container matches these filters." in filtered.text
+    other = console.get("/console/containers", params={"issuerId": OTHER})
+    assert box not in other.text
 
 
 def test_search_pages_through_every_match_once_newest_first(

@@ -14,7 +14,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from issuance.api.console import actions, auth, notifications, orders, overview, queues, sandbox
+from issuance.api.console import (
+    actions,
+    auth,
+    containers,
+    notifications,
+    orders,
+    overview,
+    queues,
+    sandbox,
+)
 from issuance.api.console.rendering import HERE, render
 from issuance.api.console.session import (
     PATH,
@@ -29,7 +38,7 @@ LIVE_PREFIX = f"{PATH}/live/"
 
 def install(app: FastAPI) -> None:
     """Add the console's routes, its static files and its two refusals to `app`."""
-    for module in (auth, overview, orders, actions, queues, notifications, sandbox):
+    for module in (auth, overview, orders, actions, queues, containers, notifications, sandbox):
         app.include_router(module.router)
     app.mount(f"{PATH}/static", StaticFiles(directory=HERE / "static"), name="console-static")
 
