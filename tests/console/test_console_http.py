@@ -194,6 +194,8 @@ def test_containers_list_each_box_and_its_cards(http: httpx.Client, console: htt
     assert "pallet-7" in row.group(0)
     assert page.status_code == 200
     assert _rows(page.text) == cards  # each card links to its own page
+    card_page = console.get(f"/console/issuers/{DEMO}/cards/{cards[0]}").text
+    assert f'href="/console/issuers/{DEMO}/containers/{box}">{box}</a>' in card_page  # and back
     filtered = console.get("/console/containers", params={"status": "IN_TRANSIT"})
     assert box not in filtered.text
     assert "No container matches these filters." in filtered.text
