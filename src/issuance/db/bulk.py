@@ -65,7 +65,7 @@ ORDERS, EVENTS, DELIVERIES, AUDIT, CARDS = (
 _o, _c = ORDERS.c, CARDS.c
 _ISSUER = bindparam("issuer_id", type_=String)
 _KEYS: BindParameter[list[str]] = bindparam("keys", expanding=True)
-_PLACED = select(
+_PLACED = select(  # the key, then `Placed`'s fields in their order
     _o.issuer_request_id,
     _o.operation_id,
     _o.card_id,
