@@ -201,6 +201,8 @@ def test_containers_list_each_box_and_its_cards(http: httpx.Client, console: htt
     assert "No container matches these filters." in filtered.text
     other = console.get("/console/containers", params={"issuerId": OTHER})
     assert box not in other.text
+    own = console.get("/console/containers", params={"issuerId": DEMO, "status": "OPEN"})
+    assert f">{box}</a>" in own.text
 
 
 def test_search_pages_through_every_match_once_newest_first(

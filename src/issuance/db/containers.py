@@ -122,7 +122,7 @@ class SqlContainerRepository:
 
     def search(
         self,
-        issuer_id: str,
+        issuer_id: str | None,
         *,
         statuses: tuple[str, ...] = (),
         order_id: str | None = None,
@@ -139,10 +139,11 @@ class SqlContainerRepository:
         )
         query = (
             select(ContainerRow, cards)
-            .where(ContainerRow.issuer_id == issuer_id)
             .order_by(ContainerRow.updated_at.desc(), ContainerRow.group_id)
             .limit(limit)
         )
+        if issuer_id is not None:
+            query = query.where(ContainerRow.issuer_id == issuer_id)
         if statuses:
             query = query.where(ContainerRow.status.in_(statuses))
         if order_id is not None:

@@ -97,13 +97,14 @@ class ContainerRepository(Protocol):
 
     def search(
         self,
-        issuer_id: str,
+        issuer_id: str | None,
         *,
         statuses: tuple[str, ...] = (),
         order_id: str | None = None,
         limit: int = 100,
     ) -> list[tuple[Container, int]]:
-        """Containers, most recently changed first, each with its number of orders."""
+        """Containers (of every issuer for None), most recently changed first, each with its
+        number of orders."""
         ...
 
     def members(self, issuer_id: str, group_id: str) -> list[Order]:

@@ -6,7 +6,6 @@ sandbox, by the simulated bureau; each card's own page shows its `details.contai
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -15,7 +14,7 @@ from fastapi.responses import Response
 from issuance.api.console.rendering import render
 from issuance.api.console.session import PATH, SignedIn
 from issuance.api.deps import IssuerIdPath, PlatformDep
-from issuance.domain.containers import Container, ContainerStatus
+from issuance.domain.containers import ContainerStatus
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
 LISTED = 100  # containers on the page, most recently changed first
@@ -33,14 +32,9 @@ def containers(
     statuses = (status,) if status in ContainerStatus.__members__ else ()
     with platform.reader() as uow:
         issuers = [i.issuer_id for i in uow.config.issuers()]
-        found = [
-            (container, cards)
-            for issuer_id in ([issuer] if issuer in issuers else issuers)
-            for container, cards in uow.containers.search(
-                issuer_id, statuses=statuses, limit=LISTED
-            )
-        ]
-    found.sort(key=lambda item: _changed(item[0]), reverse=True)
+        found = uow.containers.search(
+            issuer if issuer in issuers else None, statuses=statuses, limit=LISTED + 1
+        )
     context = {
         "rows": found[:LISTED],
         "more": len(found) > LISTED,
@@ -69,7 +63,3 @@ def container(
         )
     context = {"container": found, "cards": cards}
     return render(request, "container.html", context, session=session)
-
-
-def _changed(container: Container) -> datetime:
-    return container.updated_at or container.created_at
