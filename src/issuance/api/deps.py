@@ -36,6 +36,14 @@ IssuerIdPath = Annotated[
 CardIdPath = Annotated[
     str, Path(alias="cardId", pattern=CARD_ID_PATTERN, description="Unique identifier of the card")
 ]
+GroupIdPath = Annotated[
+    str,
+    Path(
+        alias="groupId",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="shipment.groupId: the first-level container",
+    ),
+]
 EndpointIdPath = Annotated[
     str, Path(alias="endpointId", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="As configured")
 ]

@@ -12,6 +12,7 @@ from issuance.contract.order_files import ImportStatus
 from issuance.db.engine import SQLITE_BEGIN
 from issuance.db.models import OrderImportRow
 from issuance.db.moments import utc
+from issuance.db.repositories import PRELOAD_CHUNK
 from issuance.services.order_files import FileFormat
 from issuance.services.order_uploads import ImportJob
 
@@ -90,14 +91,13 @@ class SqlOrderImports:
     def ended(self, import_ids: list[str]) -> dict[str, datetime]:
         found: dict[str, datetime] = {}
         with self.engine.connect() as connection:
-            for start in range(0, len(import_ids), _CHUNK):
-                chunk = import_ids[start : start + _CHUNK]
+            for start in range(0, len(import_ids), PRELOAD_CHUNK):
+                chunk = import_ids[start : start + PRELOAD_CHUNK]
                 rows = connection.execute(_ENDED, {"ids": chunk})
                 found.update({i: utc(at) for i, at in rows if at is not None})
         return found
 
 
-_CHUNK = 1000  # ids per statement, well inside SQLite's bound-variable limit
 _ENDED = select(OrderImportRow.import_id, OrderImportRow.finished_at).where(
     OrderImportRow.import_id.in_(bindparam("ids", expanding=True)),
     OrderImportRow.status.in_([ImportStatus.DONE.value, ImportStatus.FAILED.value]),

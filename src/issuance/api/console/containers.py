@@ -8,17 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from issuance.api.console.rendering import render
 from issuance.api.console.session import PATH, SignedIn
-from issuance.api.deps import IssuerIdPath, PlatformDep
+from issuance.api.deps import GroupIdPath, IssuerIdPath, PlatformDep
 from issuance.domain.containers import ContainerStatus
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
 LISTED = 100  # containers on the page, most recently changed first
-GroupIdPath = Annotated[str, Path(alias="groupId", max_length=64)]
 
 
 @router.get("/containers")

@@ -9,9 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
-from issuance.api.deps import CardIdPath, CurrentIssuer, CurrentOperator, IssuerIdPath, PlatformDep
+from issuance.api.deps import (
+    CardIdPath,
+    CurrentIssuer,
+    CurrentOperator,
+    GroupIdPath,
+    IssuerIdPath,
+    PlatformDep,
+)
 from issuance.api.deps import actor_of as actor
 from issuance.contract.containers import (
     ReceiveContainerRequest,
@@ -27,14 +34,6 @@ operator_router = APIRouter(
 issuer_router = APIRouter(
     prefix="/banking/v1/issuers/{issuerId}/containers", tags=["BULK containers (extension)"]
 )
-GroupIdPath = Annotated[
-    str,
-    Path(
-        alias="groupId",
-        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
-        description="shipment.groupId: the first-level container",
-    ),
-]
 StatusFilter = Annotated[list[ContainerStatus] | None, Query(description="container statuses")]
 OrderIdFilter = Annotated[
     str | None,
