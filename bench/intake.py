@@ -3,7 +3,7 @@
     .venv/bin/python bench/intake.py [--database-url URL] [--api-processes N] [--seconds S]
                                      [--concurrency C] [--rounds R] [--json PATH]
 
-Takes about 3 minutes: R = 3 rounds of two servers (warm-up 3 s, then 2 x S seconds each,
+Takes about 4 minutes: R = 3 rounds of two servers (warm-up 3 s, then 3 x S seconds each,
 S = 10 by default).
 
 1. The platform: `issuance serve --workers N` (N = --api-processes) on the sandbox
@@ -15,7 +15,8 @@ S = 10 by default).
    configuration D1 allows) and one SQLite insert.
 3. Each is driven by bench/driver.py in its own process (aiohttp on uvloop, loopback): it gets
    the pre-encrypted JWE pool ready, warms up, then finds saturation (closed loop, C connections,
-   every order a new card), then measures latency at 50% of that rate (open loop).
+   every order a new card), then measures latency at 50% of that rate (open loop), then at a
+   quiet 20 orders/s, where each order commits alone: the latency one order sees on its own.
 4. Platform then ceiling, R times, the platform on a fresh database each time; the round with
    the median ratio is reported, with every round's figures: on this shared machine the
    ceiling alone moved from 731 to 992 orders/s within an hour, so one pair can mislead.
@@ -210,6 +211,10 @@ def drive(spec: dict[str, Any], directory: Path, server: int | None = None) -> l
     return results
 
 
+# Orders/s of the quiet phase: each order commits alone (no group forms), as on a quiet day.
+QUIET_RATE = 20.0
+
+
 def measure(
     base: str, headers: dict[str, str], args: argparse.Namespace, directory: Path, server: int
 ) -> dict[str, Any]:
@@ -235,7 +240,12 @@ def measure(
         directory,
         server,
     )
-    return {"warm_up": warm, "saturation": saturated, "half_load": half}
+    [quiet] = drive(
+        {**spec, "phases": [{"mode": "open", "rate": QUIET_RATE, "seconds": args.seconds}]},
+        directory,
+        server,
+    )
+    return {"warm_up": warm, "saturation": saturated, "half_load": half, "quiet": quiet}
 
 
 def figures_of(run: dict[str, Any], cpu: float) -> dict[str, Any]:
@@ -251,9 +261,13 @@ def figures_of(run: dict[str, Any], cpu: float) -> dict[str, Any]:
         "half_load_rate": run["half_load"]["rate"],
         "p50_ms": run["half_load"]["p50_ms"],
         "p99_ms": run["half_load"]["p99_ms"],
+        "quiet_rate": run["quiet"]["rate"],
+        "quiet_p50_ms": run["quiet"]["p50_ms"],
+        "quiet_p99_ms": run["quiet"]["p99_ms"],
+        "server_cpu_ms_per_order_quiet": run["quiet"]["server_cpu_ms_per_request"],
         "non_2xx": {
             phase: {k: v for k, v in run[phase]["statuses"].items() if not k.startswith("2")}
-            for phase in ("saturation", "half_load")
+            for phase in ("saturation", "half_load", "quiet")
         },
         "server_cpu_seconds": cpu,
     }
@@ -364,7 +378,9 @@ def main() -> None:
         f"p99 {bare_figures['p99_ms']} ms); ratio {figures['ratio_to_ceiling']:.2f} "
         f"(median of {len(ratios)} rounds, {min(ratios):.2f} to {max(ratios):.2f}); server CPU "
         f"{platform_figures['server_cpu_ms_per_order']} ms/order (bare "
-        f"{bare_figures['server_cpu_ms_per_order']})"
+        f"{bare_figures['server_cpu_ms_per_order']}); at {QUIET_RATE:.0f}/s p50 / p99 "
+        f"{platform_figures['quiet_p50_ms']} / {platform_figures['quiet_p99_ms']} ms (bare "
+        f"{bare_figures['quiet_p50_ms']} / {bare_figures['quiet_p99_ms']})"
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
