@@ -31,7 +31,7 @@ from issuance.db.parking import PARK_WINDOW, park_waiting
 from issuance.platform import Platform
 
 sys.path.insert(0, str(Path(__file__).parent))
-from delivery import ISSUER, prepare_database, seed  # a sibling script
+from delivery import ISSUER, prepare_database, provenance, seed  # a sibling script
 
 LIMIT = 256
 
@@ -129,6 +129,7 @@ def main() -> None:
         platform.close()
 
     figures: dict[str, Any] = {
+        "measured": provenance(),
         "database": url.split(":", 1)[0],
         "waiting": args.waiting,
         "due": args.due,

@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import platform
 import resource
 import signal
 import socket
@@ -54,6 +55,15 @@ ISSUANCE = Path(sys.executable).parent / "issuance"
 ISSUER = "DEMOBANK01"
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 NOTIFY = "/notifications/d1/v2/issuers/DEMOBANK01/cards"
+
+
+def provenance() -> dict[str, str]:
+    """When and on which kernel build a result was measured: bench/RESULTS.md lists them, as the
+    files of one report may come from different days (and this shared machine's speed moves)."""
+    return {
+        "measured_at": datetime.now(UTC).isoformat(timespec="minutes"),
+        "kernel": platform.release(),
+    }
 
 
 def free_port() -> int:
@@ -510,6 +520,7 @@ def main() -> None:
     ceilings["aiohttp+uvloop"] = middle["ceiling"]
     drained = middle["throughput"]
     figures = {
+        "measured": provenance(),
         "database": url.split(":", 1)[0],
         "workers": args.workers,
         "per_call": args.per_call,

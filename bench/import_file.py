@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from delivery import provenance  # bench/ is on the script's path
 from joserfc import jwe
 from joserfc.jwk import ECKey
 from sqlalchemy import Connection, Table, create_engine, insert, select
@@ -397,6 +398,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         },
         "loadAverage": os.getloadavg(),
         "cpuCount": os.cpu_count(),
+        "measured": provenance(),
     }
 
 

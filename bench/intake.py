@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from delivery import free_port, fresh_database  # bench/ is on the script's path
+from delivery import free_port, fresh_database, provenance  # bench/ is on the script's path
 
 from issuance.cli.config_file import SANDBOX_CONFIG, read_config
 from issuance.db.migrate import upgrade
@@ -347,6 +347,7 @@ def main() -> None:
     median = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]
     platform_figures, bare_figures = median["platform"], median["bare_endpoint"]
     figures = {
+        "measured": provenance(),
         "database": url.split(":", 1)[0],
         "api_processes": args.api_processes,
         "load_average": [load_at_start[0], os.getloadavg()[0]],  # 1 min, at start and end

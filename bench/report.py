@@ -41,10 +41,42 @@ def machine() -> str:
     except OSError:
         postgres = "psql not found"
     return (
-        f"{os.cpu_count()} cores ({model}){memory}; {platform.system()} {platform.release()}; "
+        f"{os.cpu_count()} cores ({model}){memory}; {platform.system()}; "
         f"Python {platform.python_version()}; SQLite {sqlite3.sqlite_version}; {postgres} "
         "(server on the same machine). Receiver, workers, database and load share the cores."
     )
+
+
+def provenance_lines() -> list[str]:
+    """Which result files were measured when, and on which kernel build, grouped.
+
+    The files of one report come from different days, and this shared machine's speed moves
+    with them (the raw POST loop took 65 µs of CPU one day and 165 another). A file written
+    before the benchmarks recorded it shows the day it was committed.
+    """
+    runs: dict[tuple[str, str], list[str]] = {}
+    for path in sorted((HERE / "results").glob("*.json")):
+        stamp = json.loads(path.read_text()).get("measured")
+        if stamp:
+            key = (stamp["measured_at"][:10], f"measured, kernel {stamp['kernel']}")
+        else:
+            key = (_committed(path), "committed; kernel not recorded")
+        runs.setdefault(key, []).append(path.stem)
+    return [f"- {day} ({how}): {', '.join(names)}" for (day, how), names in sorted(runs.items())]
+
+
+def _committed(path: Path) -> str:
+    try:
+        day = subprocess.run(  # noqa: S603 (a fixed command line)
+            ["git", "log", "-1", "--format=%cs", "--", path.name],  # noqa: S607 (git from PATH)
+            cwd=path.parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        day = ""
+    return day or "(not yet)"
 
 
 def delivery_rows(figures: list[dict[str, Any]]) -> list[str]:
@@ -268,6 +300,10 @@ def main() -> None:
             "Written by `bench/report.py` from `bench/results/*.json` (`make bench`).",
             "",
             f"Machine: {machine()}",
+            "",
+            "Measured (the machine is shared: compare figures of the same run, not across runs):",
+            "",
+            *provenance_lines(),
             "",
             "## Notification delivery (`bench/delivery.py`)",
             "",

@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from delivery import free_port, operation  # bench/ is on the script's path
+from delivery import free_port, operation, provenance  # bench/ is on the script's path
 from intake import (
     ISSUER,
     ORDER,
@@ -325,6 +325,7 @@ def main() -> None:
     platform_figures = figures_of(saturated[0], median[0], platform_cpu)
     bare_figures = figures_of(saturated[1], median[1], bare_cpu)
     figures = {
+        "measured": provenance(),
         "database": url.split(":", 1)[0].split("+")[0],
         "api_processes": args.api_processes,
         "load_average": [load_at_start[0], os.getloadavg()[0]],  # 1 min, at start and end
