@@ -84,13 +84,16 @@ def delivery_rows(figures: list[dict[str, Any]]) -> list[str]:
         "| database | workers | operations per POST | notifications/s (POSTs/s) | operations/s "
         "| fastest raw POST loop (POSTs/s) | ratio | worker CPU µs per notification "
         "(raw loop µs per POST) | CPU s: workers / receiver / PostgreSQL | load (1 min) "
-        "| lag p50 / p99 ms (at ~500/s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| lag p50 / p99 ms (at ~500/s) | CPU µs per notification, all processes (the cores' "
+        "bound /s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for item in figures:
         drained, lag = item["throughput"], item.get("lag") or {}
         ceiling = max(item["ceiling_posts_per_second"].items(), key=lambda kv: kv[1])
         database = drained.get("database_cpu_seconds")
+        total = _cpu_per_notification(item)
+        bound = "—" if total is None else f"{total:,.0f} ({_cores(item) * 1e6 / total:,.0f})"
         rows.append(
             f"| {item['database'].split('+')[0]} | {item['workers']} | {item['per_call']} "
             f"| {drained['posts_per_second']:,.0f} | {drained['per_second']:,.0f} "
@@ -100,9 +103,48 @@ def delivery_rows(figures: list[dict[str, Any]]) -> list[str]:
             f"| {drained['worker_cpu_seconds']} / {drained.get('receiver_cpu_seconds', '?')} / "
             f"{'-' if database is None else database} "
             f"| {drained.get('load_average_1min_before', '?')} "
-            f"| {lag.get('p50_ms', '?')} / {lag.get('p99_ms', '?')} |"
+            f"| {lag.get('p50_ms', '?')} / {lag.get('p99_ms', '?')} | {bound} |"
         )
     return rows
+
+
+def _cores(item: dict[str, Any]) -> int:
+    return int(item.get("cpu_count") or os.cpu_count() or 1)
+
+
+def _cpu_per_notification(item: dict[str, Any]) -> float | None:
+    """CPU µs the drain spent per notification in every process it runs on: the workers (start-up
+    excluded), the receiver and PostgreSQL's backends (SQLite works inside the workers). Only for
+    one operation per POST, where a notification is an event."""
+    drained = item["throughput"]
+    worker = drained.get("worker_cpu_us_per_notification")
+    receiver = drained.get("receiver_cpu_seconds")
+    if item["per_call"] != 1 or worker is None or receiver is None:
+        return None
+    others = receiver + (drained.get("database_cpu_seconds") or 0.0)
+    return float(worker) + others * 1e6 / drained["events"]
+
+
+def scaling_lines(figures: list[dict[str, Any]]) -> list[str]:
+    """Two workers against one, beside what the cores allow at the two-worker run's CPU cost."""
+    lines = []
+    runs = {(f["database"].split("+")[0], f["workers"]): f for f in figures if f["per_call"] == 1}
+    for database in sorted({d for d, _ in runs}):
+        one, two = runs.get((database, 1)), runs.get((database, 2))
+        total = _cpu_per_notification(two) if one and two else None
+        if one is None or two is None or total is None:
+            continue
+        single = one["throughput"]["per_second"]
+        bound = _cores(two) * 1e6 / total
+        verdict = "above" if 1.3 * single > bound else "within"
+        lines.append(
+            f"- {database}: 2 workers {two['throughput']['per_second']:,.0f}/s against 1 worker "
+            f"{single:,.0f}/s ({two['throughput']['per_second'] / single:.2f}x). 1.3x would be "
+            f"{1.3 * single:,.0f}/s; at the 2-worker run's {total:,.0f} µs of CPU per "
+            f"notification, all processes, {_cores(two)} cores allow {bound:,.0f}/s: the target "
+            f"is {verdict} what the cores allow."
+        )
+    return lines
 
 
 def claim_rows(figures: list[dict[str, Any]]) -> list[str]:
@@ -322,6 +364,12 @@ def main() -> None:
             "began (the machine may be shared).",
             "",
             *delivery_rows(figures),
+            "",
+            "The last column adds the CPU each notification cost the workers, the receiver and",
+            "PostgreSQL, and divides the machine's cores by it: no number of workers drains faster",
+            "at that cost, with the receiver on the same cores. Two workers against one:",
+            "",
+            *scaling_lines(figures),
             "",
             "Each ceiling loop, in POSTs/s:",
             "",
