@@ -77,3 +77,30 @@ def test_openapi_describes_the_order_file_extension(http: httpx.Client) -> None:
     assert {"importId", "status", "accepted", "replayed", "refused", "progress"} <= set(
         schemas["OrderFileImport"]["properties"]
     )
+
+
+def test_an_accepted_order_links_to_what_can_be_done_with_the_same_card(
+    http: httpx.Client,
+) -> None:
+    document = http.get("/openapi.json").json()
+    card = "/banking/v1/issuers/{issuerId}/physicalCards/{cardId}"
+    operations = {
+        op["operationId"]: (method, path)
+        for path, methods in document["paths"].items()
+        for method, op in methods.items()
+    }
+    accepted = document["paths"][f"{card}/operations:production"]["post"]["responses"]["202"]
+    targets = {
+        operations[link["operationId"]]: link["parameters"] for link in accepted["links"].values()
+    }
+    same_card = {"issuerId": "$request.path.issuerId", "cardId": "$request.path.cardId"}
+    assert targets == {
+        ("get", f"{card}/productionStatus"): same_card,
+        ("post", f"{card}/operations:cancel"): same_card,
+        ("post", f"{card}/operations:hold"): same_card,
+        ("post", f"{card}/operations:release"): same_card,
+        ("post", f"{card}/returnDecision"): same_card,
+    }
+    held = document["paths"][f"{card}/operations:hold"]["post"]["responses"]
+    assert held["200"]["links"] == accepted["links"]  # and on from each answered action
+    assert {"404", "409"} <= set(held)  # no order for the card; not in a state that allows it

@@ -3,13 +3,20 @@
 Every operation gets generated requests with a valid bearer token (an operator's for
 `/operator`, DEMOBANK01's elsewhere, its own issuerId in the path) so the handlers are reached,
 not only the 401 in front of them. Checked: no 5xx, a JSON content type where one is
-documented, and every documented response matches its schema. (FastAPI publishes no OpenAPI
-links, so there is no stateful run: the crash scenario covers order → status → notification.)
+documented, and every documented response matches its schema.
+
+Then a stateful run along the document's links (api/links.py): a card is ordered, and the
+state machine goes on with that card's status, hold, release, cancel and return decision in
+random sequences, with generated bodies, checked the same way. The order's own body is a valid
+one, its card data encrypted to the platform's key: a generated body would never decrypt, so
+no sequence would get past its first step.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
+from typing import Any
 
 import httpx
 import schemathesis
@@ -21,13 +28,17 @@ from schemathesis.checks import (
 )
 
 from tests.conftest import Server
-from tests.factories import DEMO, OPERATOR, SECRETS, token_headers
+from tests.factories import DEMO, OPERATOR, SECRETS, card_data, encrypt, order_body, token_headers
 from tests.reliability.profile import PROFILE
 
 EXAMPLES = int(os.environ.get("RELIABILITY_EXAMPLES", 100 if PROFILE.name == "soak" else 8))
 
 
 CHECKS = [not_a_server_error, content_type_conformance, response_schema_conformance]
+CARD = "/banking/v1/issuers/{issuerId}/physicalCards/{cardId}"
+ORDER_LABEL = f"POST {CARD}/operations:production"
+STATUS_LABEL = f"GET {CARD}/productionStatus"
+CARD_PATHS = r"^/banking/v1/issuers/\{issuerId\}/physicalCards/\{cardId\}/"
 
 
 def test_no_5xx_and_every_response_matches_the_schema(server: Server, http: httpx.Client) -> None:
@@ -61,3 +72,45 @@ def _exercise(operation: schemathesis.APIOperation, headers: dict[str, str]) -> 
         case.call_and_validate(headers=headers, checks=CHECKS, timeout=30)
 
     call()
+
+
+def test_card_operations_in_random_sequences(server: Server, http: httpx.Client) -> None:
+    issuer = token_headers(http, *SECRETS[DEMO])
+    jwks = http.get("/.well-known/jwks.json").json()
+    schema = schemathesis.openapi.from_url(f"{server.base_url}/openapi.json").include(
+        path_regex=CARD_PATHS
+    )
+    answered: Counter[tuple[str, int]] = Counter()
+
+    class CardSequences(schema.as_state_machine()):  # type: ignore[misc]
+        def before_call(self, case: schemathesis.Case) -> None:
+            case.path_parameters = {**(case.path_parameters or {}), "issuerId": DEMO}
+            if case.operation.label == ORDER_LABEL:
+                case.body = order_body(encrypt(card_data(), jwks))
+
+        def get_call_kwargs(self, _case: schemathesis.Case) -> dict[str, Any]:
+            return {"headers": issuer, "timeout": 30}
+
+        def after_call(self, response: Any, case: schemathesis.Case) -> None:
+            answered[(case.operation.label, response.status_code)] += 1
+
+        def validate_response(
+            self, response: Any, case: schemathesis.Case, *_: Any, **kwargs: Any
+        ) -> None:
+            case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs or None)
+
+    CardSequences.run(
+        settings=settings(
+            max_examples=EXAMPLES,
+            stateful_step_count=6,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    assert answered[(ORDER_LABEL, 202)] > 0, answered
+    followed = {label for (label, status), _ in answered.items() if label != ORDER_LABEL}
+    # the links were followed: the ordered card's status was read, and answered
+    assert answered[(STATUS_LABEL, 200)] > 0, answered
+    assert len(followed) >= 3, answered

@@ -12,10 +12,17 @@ from fastapi import APIRouter
 
 from issuance.api.deps import CardIdPath, CurrentIssuer, PlatformDep, actor_of
 from issuance.api.routes.production import ERRORS
+from issuance.contract.operations import ErrorBody
 from issuance.contract.workflow import HoldRequest, ReturnDecisionRequest
 from issuance.domain.statuses import Hold
 from issuance.services import workflow
 from issuance.services.workflow import Action, ReturnDecision
+
+ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
+    **{k: v for k, v in ERRORS.items() if k in (400, 401, 403, 413)},
+    404: {"model": ErrorBody, "description": "No order for this card"},
+    409: {"model": ErrorBody, "description": "The order's state does not allow this now"},
+}
 
 router = APIRouter(
     prefix="/banking/v1/issuers/{issuerId}/physicalCards/{cardId}",
@@ -26,7 +33,7 @@ router = APIRouter(
 @router.post(
     "/operations:cancel",
     summary="Cancel the card's order (until personalization starts)",
-    responses=ERRORS,
+    responses=ACTION_ERRORS,
 )
 def cancel(issuer: CurrentIssuer, card_id: CardIdPath, platform: PlatformDep) -> dict[str, Any]:
     """Possible while `details.cancellableUntil` is shown; a 409 after that."""
@@ -44,7 +51,7 @@ def cancel(issuer: CurrentIssuer, card_id: CardIdPath, platform: PlatformDep) ->
 @router.post(
     "/operations:hold",
     summary="Hold the card's order (e.g. during a fraud review)",
-    responses=ERRORS,
+    responses=ACTION_ERRORS,
 )
 def hold(
     issuer: CurrentIssuer, card_id: CardIdPath, body: HoldRequest, platform: PlatformDep
@@ -61,7 +68,7 @@ def hold(
     )
 
 
-@router.post("/operations:release", summary="Release the card's order", responses=ERRORS)
+@router.post("/operations:release", summary="Release the card's order", responses=ACTION_ERRORS)
 def release(issuer: CurrentIssuer, card_id: CardIdPath, platform: PlatformDep) -> dict[str, Any]:
     return workflow.perform(
         Action.RELEASE,
@@ -75,7 +82,9 @@ def release(issuer: CurrentIssuer, card_id: CardIdPath, platform: PlatformDep) -
 
 
 @router.post(
-    "/returnDecision", summary="Re-ship or destroy a card returned to the bureau", responses=ERRORS
+    "/returnDecision",
+    summary="Re-ship or destroy a card returned to the bureau",
+    responses=ACTION_ERRORS,
 )
 def return_decision(
     issuer: CurrentIssuer, card_id: CardIdPath, body: ReturnDecisionRequest, platform: PlatformDep
