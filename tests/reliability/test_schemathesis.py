@@ -28,7 +28,16 @@ from schemathesis.checks import (
 )
 
 from tests.conftest import Server
-from tests.factories import DEMO, OPERATOR, SECRETS, card_data, encrypt, order_body, token_headers
+from tests.factories import (
+    DEMO,
+    OPERATOR,
+    SECRETS,
+    card_data,
+    encrypt,
+    new_card_id,
+    order_body,
+    token_headers,
+)
 from tests.reliability.profile import PROFILE
 
 EXAMPLES = int(os.environ.get("RELIABILITY_EXAMPLES", 100 if PROFILE.name == "soak" else 8))
@@ -86,6 +95,9 @@ def test_card_operations_in_random_sequences(server: Server, http: httpx.Client)
         def before_call(self, case: schemathesis.Case) -> None:
             case.path_parameters = {**(case.path_parameters or {}), "issuerId": DEMO}
             if case.operation.label == ORDER_LABEL:
+                # A new card every time, so that replaying a sequence gets the same answers
+                # (Hypothesis checks that it does): a generated cardId may repeat.
+                case.path_parameters["cardId"] = new_card_id()
                 case.body = order_body(encrypt(card_data(), jwks))
 
         def get_call_kwargs(self, _case: schemathesis.Case) -> dict[str, Any]:
@@ -110,7 +122,8 @@ def test_card_operations_in_random_sequences(server: Server, http: httpx.Client)
         )
     )
     assert answered[(ORDER_LABEL, 202)] > 0, answered
-    followed = {label for (label, status), _ in answered.items() if label != ORDER_LABEL}
-    # the links were followed: the ordered card's status was read, and answered
-    assert answered[(STATUS_LABEL, 200)] > 0, answered
-    assert len(followed) >= 3, answered
+    # The links were followed: a card no order made is unknown (404), so a 200 from a card
+    # operation is a call on a card the sequence had ordered.
+    linked = {label for label, status in answered if label != ORDER_LABEL and status == 200}
+    assert STATUS_LABEL in linked, answered
+    assert len(linked) >= 2, answered
