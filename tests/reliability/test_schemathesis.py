@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -39,6 +40,7 @@ from tests.factories import (
     token_headers,
 )
 from tests.reliability.profile import PROFILE
+from tests.reliability.summary import Row, record
 
 EXAMPLES = int(os.environ.get("RELIABILITY_EXAMPLES", 100 if PROFILE.name == "soak" else 8))
 
@@ -50,23 +52,60 @@ STATUS_LABEL = f"GET {CARD}/productionStatus"
 CARD_PATHS = r"^/banking/v1/issuers/\{issuerId\}/physicalCards/\{cardId\}/"
 
 
-def test_no_5xx_and_every_response_matches_the_schema(server: Server, http: httpx.Client) -> None:
+def test_no_5xx_and_every_response_matches_the_schema(
+    server: Server, http: httpx.Client, record_property: Callable[[str, object], None]
+) -> None:
     issuer, operator = token_headers(http, *SECRETS[DEMO]), token_headers(http, *OPERATOR)
     schema = schemathesis.openapi.from_url(f"{server.base_url}/openapi.json")
     failures: dict[str, str] = {}
+    answered: Counter[tuple[str, int]] = Counter()
     operations = 0
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        operations += 1
-        try:
-            _exercise(operation, operator if operation.path.startswith("/operator/") else issuer)
-        except (Exception, BaseExceptionGroup) as error:  # every operation is tried; all listed
-            failures[operation.label] = str(error)[:2000]
+    try:
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            operations += 1
+            headers = operator if operation.path.startswith("/operator/") else issuer
+            try:
+                _exercise(operation, headers, answered)
+            except (Exception, BaseExceptionGroup) as error:  # every operation tried; all listed
+                failures[operation.label] = str(error)[:2000]
+    finally:
+        _record(record_property, server, "schemathesis", answered, f"{operations} operations")
     assert operations >= 30
     assert failures == {}, "\n\n".join(f"{label}: {text}" for label, text in failures.items())
 
 
-def _exercise(operation: schemathesis.APIOperation, headers: dict[str, str]) -> None:
+def _record(
+    record_property: Callable[[str, object], None],
+    server: Server,
+    name: str,
+    answered: Counter[tuple[str, int]],
+    what: str,
+) -> None:
+    """A summary row: the orders accepted, the 5xx, and every status seen."""
+    statuses: Counter[int] = Counter()
+    for (_, status), count in answered.items():
+        statuses[status] += count
+    record(
+        record_property,
+        Row(
+            f"{name} ({server.platform.engine.dialect.name})",
+            answered[(ORDER_LABEL, 202)],
+            0,
+            0,
+            0,
+            sum(n for status, n in statuses.items() if status >= 500),
+            f"{what}, {statuses.total()} calls: "
+            + ", ".join(f"{n}x {status}" for status, n in sorted(statuses.items())),
+        ),
+    )
+
+
+def _exercise(
+    operation: schemathesis.APIOperation,
+    headers: dict[str, str],
+    answered: Counter[tuple[str, int]],
+) -> None:
     @given(case=operation.as_strategy())
     @settings(
         max_examples=EXAMPLES,
@@ -78,12 +117,16 @@ def _exercise(operation: schemathesis.APIOperation, headers: dict[str, str]) -> 
     def call(case: schemathesis.Case) -> None:
         if case.path_parameters and "issuerId" in case.path_parameters:
             case.path_parameters["issuerId"] = DEMO  # reach the handler, not the 403
-        case.call_and_validate(headers=headers, checks=CHECKS, timeout=30)
+        response = case.call(headers=headers, timeout=30)
+        answered[(operation.label, response.status_code)] += 1
+        case.validate_response(response, checks=CHECKS, headers=headers)
 
     call()
 
 
-def test_card_operations_in_random_sequences(server: Server, http: httpx.Client) -> None:
+def test_card_operations_in_random_sequences(
+    server: Server, http: httpx.Client, record_property: Callable[[str, object], None]
+) -> None:
     issuer = token_headers(http, *SECRETS[DEMO])
     jwks = http.get("/.well-known/jwks.json").json()
     schema = schemathesis.openapi.from_url(f"{server.base_url}/openapi.json").include(
@@ -111,16 +154,19 @@ def test_card_operations_in_random_sequences(server: Server, http: httpx.Client)
         ) -> None:
             case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs or None)
 
-    CardSequences.run(
-        settings=settings(
-            max_examples=EXAMPLES,
-            stateful_step_count=6,
-            deadline=None,
-            derandomize=True,
-            database=None,
-            suppress_health_check=list(HealthCheck),
+    try:
+        CardSequences.run(
+            settings=settings(
+                max_examples=EXAMPLES,
+                stateful_step_count=6,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
         )
-    )
+    finally:
+        _record(record_property, server, "schemathesis, stateful", answered, "card sequences")
     assert answered[(ORDER_LABEL, 202)] > 0, answered
     # The links were followed: a card no order made is unknown (404), so a 200 from a card
     # operation is a call on a card the sequence had ordered.
