@@ -104,3 +104,23 @@ def test_an_accepted_order_links_to_what_can_be_done_with_the_same_card(
     held = document["paths"][f"{card}/operations:hold"]["post"]["responses"]
     assert held["200"]["links"] == accepted["links"]  # and on from each answered action
     assert {"404", "409"} <= set(held)  # no order for the card; not in a state that allows it
+
+
+def test_an_accepted_order_file_links_to_its_progress_and_report(http: httpx.Client) -> None:
+    document = http.get("/openapi.json").json()
+    files = "/banking/v1/issuers/{issuerId}/orderFiles"
+    links = document["paths"][files]["post"]["responses"]["202"]["links"]
+    by_id = {
+        op["operationId"]: path
+        for path, methods in document["paths"].items()
+        for op in methods.values()
+    }
+    assert {by_id[link["operationId"]] for link in links.values()} == {
+        f"{files}/{{importId}}",
+        f"{files}/{{importId}}/report",
+    }
+    for link in links.values():
+        assert link["parameters"] == {
+            "issuerId": "$request.path.issuerId",
+            "importId": "$response.body#/importId",  # ImportAccepted's required field
+        }

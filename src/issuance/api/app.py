@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from issuance import __version__
 from issuance.api.console import install as install_console
 from issuance.api.errors import install_error_handlers
-from issuance.api.links import add_card_links
+from issuance.api.links import add_links
 from issuance.api.middleware import RequestContext
 from issuance.api.routes import (
     audit,
@@ -124,7 +124,7 @@ async def _status_reads_on_this_loop(app: FastAPI) -> AsyncIterator[None]:
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document, plus the batch body's schema (parsed per card, so not inferred) and
-    the links between the operations on one card (api/links.py)."""
+    the links from an answer to what can be called next (api/links.py)."""
     if app.openapi_schema is None:
         document = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
@@ -135,6 +135,6 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         schemas.update(batch.pop("$defs", {}))
         schemas["CardsOrderRequest"] = batch
-        add_card_links(document)
+        add_links(document)
         app.openapi_schema = document
     return app.openapi_schema
