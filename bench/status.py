@@ -13,7 +13,9 @@ seeding alone took 18 (SQLite) and 8 minutes.
    rows go in with COPY), and the ceiling's table gets the same N cards.
 2. `issuance serve --workers P` runs on it in a subprocess (sandbox configuration, simulator
    and in-server delivery off), and beside it the ceiling: bench/bare_intake_app.py answering
-   the same GET with one indexed SELECT.
+   the same GET with one indexed SELECT. On PostgreSQL a third server runs too: the bare
+   endpoint reading the platform's orders table in that database (BARE_STATUS_POSTGRESQL), so
+   the database's round trip is measured on its own.
 3. bench/driver.py, in its own process, reads
    GET /banking/v1/issuers/{issuerId}/physicalCards/{cardId}/productionStatus for cards drawn at
    random from a sample of the stored ones: a short saturation run of each server (closed loop,
@@ -30,6 +32,7 @@ import json
 import os
 import random
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -223,6 +226,15 @@ def seed_bare(path: Path, cards: list[str]) -> None:
     database.close()
 
 
+def start_bare_postgresql(port: int, directory: Path, url: str) -> subprocess.Popen[bytes]:
+    """The bare endpoint reading status from the platform's orders table on PostgreSQL."""
+    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    return subprocess.Popen(  # noqa: S603 (our own command line)
+        [sys.executable, str(HERE / "bare_intake_app.py"), str(port), str(directory / "pg.db")],
+        env={**os.environ, "BARE_STATUS_POSTGRESQL": conninfo},
+    )
+
+
 def request_spec(base: str, headers: dict[str, str], sample: list[str]) -> dict[str, Any]:
     """The driver's request for one server (its phases are added per run)."""
     return {"base_url": base, "method": "GET", "path": PATH, "headers": headers, "cards": sample}
@@ -295,31 +307,40 @@ def main() -> None:
         platform_base, bare_base = (f"http://127.0.0.1:{p}" for p in (platform_port, bare_port))
         server = start_platform(url, directory, platform_port, args.api_processes)
         bare = start_bare(bare_port, directory / "bare.db", args.api_processes)
+        on_postgresql = url.startswith("postgresql")
+        bare_pg_port = free_port()
+        bare_pg_base = f"http://127.0.0.1:{bare_pg_port}"
+        bare_pg = start_bare_postgresql(bare_pg_port, directory, url) if on_postgresql else None
         try:
             ready(platform_base, server)
             ready(bare_base, bare)
+            if bare_pg is not None:
+                ready(bare_pg_base, bare_pg)
             ours = request_spec(
                 platform_base, {"authorization": f"Bearer {token(platform_base)}"}, sample
             )
             theirs = request_spec(bare_base, {}, sample)
-            saturated = (
-                saturate(ours, directory, server.pid),
-                saturate(theirs, directory, bare.pid),
-            )
+            servers = [(ours, server.pid), (theirs, bare.pid)]
+            if bare_pg is not None:
+                servers.append((request_spec(bare_pg_base, {}, sample), bare_pg.pid))
+            saturated = tuple(saturate(spec, directory, pid) for spec, pid in servers)
             rounds = []
             for number in range(args.rounds):
-                runs = (
-                    steady(ours, args, directory, server.pid),
-                    steady(theirs, args, directory, bare.pid),
-                )
+                runs = tuple(steady(spec, args, directory, pid) for spec, pid in servers)
                 rounds.append(runs)
                 print(
                     f"round {number + 1}: p50 / p99 {runs[0]['p50_ms']} / {runs[0]['p99_ms']} ms, "
-                    f"bare {runs[1]['p50_ms']} / {runs[1]['p99_ms']} ms",
+                    f"bare {runs[1]['p50_ms']} / {runs[1]['p99_ms']} ms"
+                    + (
+                        f", bare on PostgreSQL {runs[2]['p50_ms']} / {runs[2]['p99_ms']} ms"
+                        if len(runs) > 2
+                        else ""
+                    ),
                     file=sys.stderr,
                 )
         finally:
             platform_cpu, bare_cpu = stop(server), stop(bare)
+            bare_pg_cpu = stop(bare_pg) if bare_pg is not None else None
 
     median = sorted(rounds, key=lambda runs: runs[0]["p99_ms"])[len(rounds) // 2]
     platform_figures = figures_of(saturated[0], median[0], platform_cpu)
@@ -341,7 +362,7 @@ def main() -> None:
                 "bare_p50_ms": bare["p50_ms"],
                 "bare_p99_ms": bare["p99_ms"],
             }
-            for ours, bare in rounds
+            for ours, bare, *_ in rounds
         ],
         "target_p99_ms": 5,
         "cpu_count": os.cpu_count(),
@@ -350,6 +371,14 @@ def main() -> None:
             "bare_endpoint": {"saturation": saturated[1], "steady": [r[1] for r in rounds]},
         },
     }
+    if bare_pg_cpu is not None:  # the same read on the platform's PostgreSQL, bare
+        figures["bare_postgresql"] = figures_of(saturated[2], median[2], bare_pg_cpu)
+        for entry, runs in zip(figures["rounds"], rounds, strict=True):
+            entry.update(bare_pg_p50_ms=runs[2]["p50_ms"], bare_pg_p99_ms=runs[2]["p99_ms"])
+        figures["runs"]["bare_postgresql"] = {
+            "saturation": saturated[2],
+            "steady": [r[2] for r in rounds],
+        }
     print(json.dumps({k: v for k, v in figures.items() if k != "runs"}, indent=2))
     p99s = [r["p99_ms"] for r in figures["rounds"]]
     print(
@@ -359,6 +388,12 @@ def main() -> None:
         f"{len(p99s)} rounds, {min(p99s)} to {max(p99s)}); bare endpoint p50 "
         f"{bare_figures['p50_ms']} ms, p99 {bare_figures['p99_ms']} ms; p99 ratio "
         f"{figures['p99_ratio_to_ceiling']:.2f} (target p99 < 5 ms)"
+        + (
+            f"; bare on PostgreSQL p50 {figures['bare_postgresql']['p50_ms']} ms, p99 "
+            f"{figures['bare_postgresql']['p99_ms']} ms"
+            if "bare_postgresql" in figures
+            else ""
+        )
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
