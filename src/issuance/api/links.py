@@ -41,7 +41,9 @@ def add_links(document: dict[str, Any]) -> None:
         found: dict[str, Any] = paths[path][method]["responses"]
         return found
 
-    def links(targets: dict[str, tuple[str, str]], parameters: dict[str, str], what: str) -> Any:
+    def links(
+        targets: dict[str, tuple[str, str]], parameters: dict[str, str], what: str
+    ) -> dict[str, dict[str, Any]]:
         return {
             name: {
                 "operationId": paths[path][method]["operationId"],
