@@ -182,13 +182,13 @@ class DeliveryWorker:
     async def _post(self, batch: _Batch, key: Key, chunk: list[Claim]) -> int:
         """Send one chunk and hand its settlements over; 0 when it was left to its lease."""
         endpoint, chaos = batch.endpoints.get(key), batch.chaos.get(key)
+        attempted_at = self._now()
         if (
             (batch.stopping is not None and batch.stopping.is_set())
             or key in self._gone
-            or self._now() + self._timeout(endpoint) >= batch.lease_ends  # another worker's then
+            or attempted_at + self._timeout(endpoint) >= batch.lease_ends  # another worker's then
         ):
             return 0  # the claims free up when their lease ends
-        attempted_at = self._now()
         sent = await self._send(batch.session, endpoint, chunk)
         if chaos is not None and chaos.copies(self.rng) > 1:
             await self._send(batch.session, endpoint, chunk)  # chaos: the same POST again
@@ -221,15 +221,6 @@ class DeliveryWorker:
         if sent.outcome.status_code == 401:
             self.tokens.forget(endpoint)
         metrics.POST_SECONDS.observe(sent.latency_ms / 1000)
-        log.debug(
-            "notification sent",
-            endpoint=endpoint.endpoint_id,
-            issuer_id=chunk[0].issuer_id,
-            operations=len(chunk),
-            status_code=sent.outcome.status_code,
-            error=sent.outcome.error,
-            latency_ms=round(sent.latency_ms, 1),
-        )
         return sent
 
     def _target(self, endpoint: NotificationEndpoint, issuer_id: str) -> Target:
