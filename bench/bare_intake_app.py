@@ -2,11 +2,15 @@
 
     .venv/bin/python bench/bare_intake_app.py PORT SQLITE_PATH [PROCESSES]
     BARE_STATUS_POSTGRESQL=CONNINFO .venv/bin/python bench/bare_intake_app.py PORT SQLITE_PATH
+    BARE_INTAKE_POSTGRESQL=CONNINFO .venv/bin/python bench/bare_intake_app.py PORT SQLITE_PATH [PROCESSES]
 
 With BARE_STATUS_POSTGRESQL, the status read is one indexed SELECT of the platform's own orders
 table in that PostgreSQL database, on the event loop through psycopg's async pool, as the
 platform reads status there: the cheapest status read on PostgreSQL, where the SQLite ceiling
-makes no round trip at all.
+makes no round trip at all. With BARE_INTAKE_POSTGRESQL, each order is one INSERT into a
+`bare_orders` table of that database (made afresh at start-up), committed on its own
+(autocommit), from the same thread pool: the cheapest order write on PostgreSQL, whose server
+then shares the cores with the endpoint as the platform's does.
 
 Same server stack as `issuance serve` (uvicorn with its defaults, a sync FastAPI route run in the
 thread pool), same JWE decryption (joserfc, ECDH-ES + A256GCM, an EC P-256 key made at start-up
@@ -26,8 +30,9 @@ import threading
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
+import psycopg
 import uvicorn
 from fastapi import Body, FastAPI
 from fastapi.responses import JSONResponse
@@ -44,6 +49,7 @@ KEY = (
 KEYS = KeySet([KEY])
 DATABASE = os.environ.get("BARE_DATABASE") or (sys.argv[2] if len(sys.argv) > 2 else "")
 STATUS_POSTGRESQL = os.environ.get("BARE_STATUS_POSTGRESQL")
+INTAKE_POSTGRESQL = os.environ.get("BARE_INTAKE_POSTGRESQL")
 ALGORITHMS = ["ECDH-ES", "A256GCM"]
 local = threading.local()
 reads = (
@@ -77,6 +83,19 @@ def connection() -> sqlite3.Connection:
     return local.db
 
 
+def postgresql_connection(conninfo: str) -> psycopg.Connection[Any]:
+    """One autocommit connection per thread of the pool, as `connection()` is for SQLite."""
+    if not hasattr(local, "pg"):
+        local.pg = psycopg.connect(conninfo, autocommit=True)
+    return cast(psycopg.Connection[Any], local.pg)
+
+
+ORDERS_TABLE = (
+    "TABLE {} (operation_id TEXT PRIMARY KEY, issuer_id TEXT, card_id TEXT, request TEXT, "
+    "pan_last4 TEXT, UNIQUE (issuer_id, card_id))"
+)
+
+
 @app.get("/.well-known/jwks.json")
 def jwks() -> dict[str, Any]:
     return {"keys": [KEY.as_dict(private=False)]}
@@ -89,12 +108,21 @@ def order(issuer_id: str, card_id: str, body: Annotated[dict[str, Any], Body()])
         jwe.decrypt_compact(body["encryptedData"], KEYS, algorithms=ALGORITHMS).plaintext
     )
     operation_id = uuid.uuid4().hex
+    row = (operation_id, issuer_id, card_id, json.dumps(body), card["pan"][-4:])
+    if INTAKE_POSTGRESQL:
+        postgresql_connection(INTAKE_POSTGRESQL).execute(
+            "INSERT INTO bare_orders (operation_id, issuer_id, card_id, request, pan_last4) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            row,
+            prepare=True,
+        )
+        return JSONResponse({"operationId": operation_id}, status_code=202)
     db = connection()
     db.execute("BEGIN IMMEDIATE")
     db.execute(
         "INSERT INTO orders (operation_id, issuer_id, card_id, request, pan_last4) "
         "VALUES (?, ?, ?, ?, ?)",
-        (operation_id, issuer_id, card_id, json.dumps(body), card["pan"][-4:]),
+        row,
     )
     db.execute("COMMIT")
     return JSONResponse({"operationId": operation_id}, status_code=202)
@@ -143,11 +171,12 @@ else:
 def main() -> None:
     setup = sqlite3.connect(sys.argv[2])
     setup.execute("PRAGMA journal_mode=WAL")
-    setup.execute(
-        "CREATE TABLE IF NOT EXISTS orders (operation_id TEXT PRIMARY KEY, issuer_id TEXT, "
-        "card_id TEXT, request TEXT, pan_last4 TEXT, UNIQUE (issuer_id, card_id))"
-    )
+    setup.execute("CREATE " + ORDERS_TABLE.format("IF NOT EXISTS orders"))
     setup.close()
+    if INTAKE_POSTGRESQL:
+        with psycopg.connect(INTAKE_POSTGRESQL, autocommit=True) as fresh:
+            fresh.execute("DROP TABLE IF EXISTS bare_orders")
+            fresh.execute("CREATE " + ORDERS_TABLE.format("bare_orders"))
     processes = int(sys.argv[3]) if len(sys.argv) > 3 else 1
     if processes == 1:
         uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")

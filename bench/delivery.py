@@ -66,6 +66,11 @@ def provenance() -> dict[str, str]:
     }
 
 
+def conninfo(url: str) -> str:
+    """libpq's form of a SQLAlchemy PostgreSQL URL, for psycopg on its own."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

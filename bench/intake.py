@@ -3,8 +3,8 @@
     .venv/bin/python bench/intake.py [--database-url URL] [--api-processes N] [--seconds S]
                                      [--concurrency C] [--rounds R] [--json PATH]
 
-Takes about 4 minutes: R = 3 rounds of two servers (warm-up 3 s, then 3 x S seconds each,
-S = 10 by default).
+Takes about 4 minutes (6 on PostgreSQL): R = 3 rounds of two servers (three on PostgreSQL),
+each a warm-up of 3 s, then 3 x S seconds (S = 10 by default).
 
 1. The platform: `issuance serve --workers N` (N = --api-processes) on the sandbox
    configuration, in a subprocess on a free port (a new SQLite file, or the PostgreSQL database
@@ -12,7 +12,9 @@ S = 10 by default).
    delivery and body logging off, so the figure is intake alone.
 2. The ceiling: bench/bare_intake_app.py with as many processes, a bare FastAPI + uvicorn
    endpoint doing the same JWE decryption (joserfc, ECDH-ES + A256GCM on P-256, the one
-   configuration D1 allows) and one SQLite insert.
+   configuration D1 allows) and one SQLite insert. On PostgreSQL a third server follows in each
+   round: the same endpoint making its one insert (autocommit) into the platform's database, so
+   the database server's share of the cores is in both figures.
 3. Each is driven by bench/driver.py in its own process (aiohttp on uvloop, loopback): it gets
    the pre-encrypted JWE pool ready, warms up, then finds saturation (closed loop, C connections,
    every order a new card), then measures latency at 50% of that rate (open loop), then at a
@@ -40,7 +42,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from delivery import free_port, fresh_database, provenance  # bench/ is on the script's path
+from delivery import (  # bench/ is on the script's path
+    conninfo,
+    free_port,
+    fresh_database,
+    provenance,
+)
 
 from issuance.cli.config_file import SANDBOX_CONFIG, read_config
 from issuance.db.migrate import upgrade
@@ -127,7 +134,11 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 120
     raise SystemExit(f"{base} did not answer in {timeout} s")
 
 
-def start_bare(port: int, database: Path, processes: int = 1) -> subprocess.Popen[bytes]:
+def start_bare(
+    port: int, database: Path, processes: int = 1, postgresql: str | None = None
+) -> subprocess.Popen[bytes]:
+    """The bare endpoint inserting into SQLite, or into PostgreSQL at `postgresql` (libpq)."""
+    environment = {**os.environ, "BARE_INTAKE_POSTGRESQL": postgresql} if postgresql else None
     return subprocess.Popen(  # noqa: S603 (our own command line)
         [
             sys.executable,
@@ -135,7 +146,8 @@ def start_bare(port: int, database: Path, processes: int = 1) -> subprocess.Pope
             str(port),
             str(database),
             str(processes),
-        ]
+        ],
+        env=environment,
     )
 
 
@@ -291,12 +303,14 @@ def platform_round(
 
 
 def bare_round(
-    args: argparse.Namespace, directory: Path, number: int
+    args: argparse.Namespace, directory: Path, number: int, postgresql: str | None = None
 ) -> tuple[dict[str, Any], float]:
-    """The bare endpoint on a new SQLite file: its phases, and its CPU seconds."""
+    """The bare endpoint on a new SQLite file (or a new table in PostgreSQL): its phases, and its
+    CPU seconds (the endpoint's processes: PostgreSQL's own are not counted, as for the
+    platform)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    bare = start_bare(port, directory / f"bare-{number}.db", args.api_processes)
+    bare = start_bare(port, directory / f"bare-{number}.db", args.api_processes, postgresql)
     try:
         wait_ready(base, bare)
         run = measure(base, {}, args, directory, bare.pid)
@@ -338,9 +352,23 @@ def main() -> None:
             ratio = ours["orders_per_second"] / bare["orders_per_second"]
             rounds.append({"platform": ours, "bare_endpoint": bare, "ratio": round(ratio, 2)})
             rounds[-1]["runs"] = {"platform": platform_run, "bare_endpoint": bare_run}
+            if not url.startswith("sqlite"):  # the same database's ceiling too
+                pg_run, pg_cpu = bare_round(args, directory, number, conninfo(url))
+                pg = figures_of(pg_run, pg_cpu)
+                rounds[-1]["bare_postgresql"] = pg
+                rounds[-1]["ratio_to_bare_postgresql"] = round(
+                    ours["orders_per_second"] / pg["orders_per_second"], 2
+                )
+                rounds[-1]["runs"]["bare_postgresql"] = pg_run
             print(
                 f"round {number + 1}: {ours['orders_per_second']:,.0f} against "
-                f"{bare['orders_per_second']:,.0f} orders/s, ratio {ratio:.2f}",
+                f"{bare['orders_per_second']:,.0f} orders/s, ratio {ratio:.2f}"
+                + (
+                    f"; bare on PostgreSQL {pg['orders_per_second']:,.0f} orders/s, ratio "
+                    f"{rounds[-1]['ratio_to_bare_postgresql']:.2f}"
+                    if "bare_postgresql" in rounds[-1]
+                    else ""
+                ),
                 file=sys.stderr,
             )
 
@@ -357,11 +385,17 @@ def main() -> None:
         "platform": platform_figures,
         "bare_endpoint": bare_figures,
         "ratio_to_ceiling": median["ratio"],
+        "bare_postgresql": median.get("bare_postgresql"),
+        "ratio_to_bare_postgresql": median.get("ratio_to_bare_postgresql"),
         "rounds": [
             {
                 "orders_per_second": r["platform"]["orders_per_second"],
                 "bare_orders_per_second": r["bare_endpoint"]["orders_per_second"],
                 "ratio": r["ratio"],
+                "bare_postgresql_orders_per_second": (r.get("bare_postgresql") or {}).get(
+                    "orders_per_second"
+                ),
+                "ratio_to_bare_postgresql": r.get("ratio_to_bare_postgresql"),
             }
             for r in rounds
         ],

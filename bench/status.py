@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from delivery import free_port, operation, provenance  # bench/ is on the script's path
+from delivery import conninfo, free_port, operation, provenance  # bench/ is on the script's path
 from intake import (
     ISSUER,
     ORDER,
@@ -145,10 +145,10 @@ def seed_postgresql(url: str, count: int, *, chunk: int) -> list[str]:
     """The same rows as `seed`, with COPY (a million orders in about two minutes)."""
     import psycopg
 
-    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    dsn = conninfo(url)
     cards: list[str] = []
     started = time.perf_counter()
-    with psycopg.connect(conninfo) as connection:
+    with psycopg.connect(dsn) as connection:
         for start in range(0, count, chunk):
             now = datetime.now(UTC)
             batch = [f"s-{uuid.uuid4().hex[:20]}" for _ in range(min(chunk, count - start))]
@@ -175,7 +175,7 @@ def seed_postgresql(url: str, count: int, *, chunk: int) -> list[str]:
     # (VACUUM; autovacuum may be off or behind), the seed's dirty pages written out (CHECKPOINT).
     # Without it the reads paid for the seed's write-back: p99 13.4 ms, against 7.9 and 6.6 in
     # the next two runs with it (this machine, the same hour).
-    with psycopg.connect(conninfo, autocommit=True) as connection:
+    with psycopg.connect(dsn, autocommit=True) as connection:
         connection.execute("VACUUM (ANALYZE) orders, events, cards")
         connection.execute("CHECKPOINT")
     return cards
@@ -228,10 +228,10 @@ def seed_bare(path: Path, cards: list[str]) -> None:
 
 def start_bare_postgresql(port: int, directory: Path, url: str) -> subprocess.Popen[bytes]:
     """The bare endpoint reading status from the platform's orders table on PostgreSQL."""
-    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    dsn = conninfo(url)
     return subprocess.Popen(  # noqa: S603 (our own command line)
         [sys.executable, str(HERE / "bare_intake_app.py"), str(port), str(directory / "pg.db")],
-        env={**os.environ, "BARE_STATUS_POSTGRESQL": conninfo},
+        env={**os.environ, "BARE_STATUS_POSTGRESQL": dsn},
     )
 
 
