@@ -147,6 +147,61 @@ def scaling_lines(figures: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _met(median_ok: bool, rounds_ok: list[bool] | None = None) -> str:
+    """Met by the median round or not, and in how many rounds, when there were several."""
+    verdict = "**yes**" if median_ok else "no"
+    rounds = rounds_ok or []
+    return f"{verdict} ({sum(rounds)} of {len(rounds)} rounds)" if len(rounds) > 1 else verdict
+
+
+def target_rows(
+    delivery: list[dict[str, Any]], intake: list[dict[str, Any]], status: list[dict[str, Any]]
+) -> list[str]:
+    """Each target of the benchmark issue beside the figure its run reported (the median round)."""
+    rows = ["| target | run | figure | met |", "|---|---|---|---|"]
+    for item in intake:
+        processes = item.get("api_processes", 1)
+        name = f"{item['database'].split('+')[0]}, {processes} API process{'es' * (processes > 1)}"
+        counted = [r["ratio"] >= 0.6 for r in item.get("rounds", [])]
+        rows.append(
+            f"| intake at least 0.6x the bare endpoint | {name} "
+            f"| {item['ratio_to_ceiling']:.2f}{_spread(item)} "
+            f"| {_met(item['ratio_to_ceiling'] >= 0.6, counted)} |"
+        )
+    for item in status:
+        limit = item.get("target_p99_ms", 5)
+        p99 = item["platform"]["p99_ms"]
+        counted = [r["p99_ms"] < limit for r in item.get("rounds", [])]
+        rows.append(
+            f"| status p99 under {limit} ms, {item['orders']:,} orders "
+            f"| {item['database'].split('+')[0]} | {p99} ms{_p99_spread(item, 'p99_ms')} "
+            f"| {_met(p99 < limit, counted)} |"
+        )
+    for item in delivery:
+        if item["per_call"] != 1:
+            continue
+        name = f"{item['database'].split('+')[0]}, {item['workers']} worker{'s' * (item['workers'] > 1)}"
+        counted = [r["ratio"] >= 0.4 for r in item.get("rounds", [])]
+        rate = item["throughput"]["per_second"]
+        rows += [
+            f"| delivery at least 0.4x the fastest raw POST loop | {name} "
+            f"| {item['ratio_to_ceiling']:.2f}{_spread(item)} "
+            f"| {_met(item['ratio_to_ceiling'] >= 0.4, counted)} |",
+            f"| delivery at least 2,000 notifications/s | {name} | {rate:,.0f}/s "
+            f"| {_met(rate >= 2000)} |",
+        ]
+    runs = {(f["database"].split("+")[0], f["workers"]): f for f in delivery if f["per_call"] == 1}
+    for database in sorted({d for d, _ in runs}):
+        one, two = runs.get((database, 1)), runs.get((database, 2))
+        if one and two:
+            gain = two["throughput"]["per_second"] / one["throughput"]["per_second"]
+            rows.append(
+                f"| 2 workers at least 1.3x one | {database} | {gain:.2f}x "
+                f"| {_met(gain >= 1.3)} (see below what the cores allow) |"
+            )
+    return rows
+
+
 def claim_rows(figures: list[dict[str, Any]]) -> list[str]:
     rows = [
         "| database | waiting | due | claim ms before parking (median) | parking ms (walks, parked) "
@@ -163,9 +218,9 @@ def claim_rows(figures: list[dict[str, Any]]) -> list[str]:
     return rows
 
 
-def _spread(item: dict[str, Any]) -> str:
+def _spread(item: dict[str, Any], key: str = "ratio") -> str:
     """The rounds' lowest and highest ratio, when the run had several (the median is shown)."""
-    ratios = [r["ratio"] for r in item.get("rounds", [])]
+    ratios = [r[key] for r in item.get("rounds", []) if r.get(key) is not None]
     return (
         f" ({min(ratios):.2f} to {max(ratios):.2f}, {len(ratios)} rounds)"
         if len(ratios) > 1
@@ -199,12 +254,14 @@ def intake_rows(figures: list[dict[str, Any]]) -> list[str]:
         "| database | API processes | orders/s | bare orders/s | ratio | p50 / p99 ms at half "
         "(rate) | bare p50 / p99 ms at half | server CPU ms per order (platform / bare) "
         "| server cores used at saturation (platform / bare) | driver CPU s at saturation (platform run / bare run) "
-        "| load average, 1 min (start → end) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| load average, 1 min (start → end) | bare on PostgreSQL orders/s (ratio; CPU ms per "
+        "order) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for item in figures:
         ours, bare = item["platform"], item["bare_endpoint"]
         load = item.get("load_average")
+        same_database = item.get("bare_postgresql")
         rows.append(
             f"| {item['database'].split('+')[0]} | {item.get('api_processes', 1)} "
             f"| {ours['orders_per_second']:,.0f} | {bare['orders_per_second']:,.0f} "
@@ -217,7 +274,15 @@ def intake_rows(figures: list[dict[str, Any]]) -> list[str]:
             f"{_cell(bare.get('server_cores_at_saturation'))} "
             f"| {_cell(ours.get('driver_cpu_seconds_at_saturation'))} / "
             f"{_cell(bare.get('driver_cpu_seconds_at_saturation'))} "
-            f"| {_load(load)} |"
+            f"| {_load(load)} "
+            + (
+                f"| {same_database['orders_per_second']:,.0f} "
+                f"({item['ratio_to_bare_postgresql']:.2f}"
+                f"{_spread(item, 'ratio_to_bare_postgresql')}; "
+                f"{_cell(same_database.get('server_cpu_ms_per_order'))}) |"
+                if same_database
+                else "| — |"
+            )
         )
     return rows
 
@@ -355,6 +420,13 @@ def main() -> None:
             "",
             *provenance_lines(),
             "",
+            "## Targets",
+            "",
+            "The targets of the benchmark issue, each beside the figure its run reports (the",
+            "median of its rounds), and how many of the run's rounds met it.",
+            "",
+            *target_rows(figures, load("intake-*.json"), load("status-*.json")),
+            "",
             "## Notification delivery (`bench/delivery.py`)",
             "",
             "20,000 events for 20,000 cards drained by `issuance worker` processes into a local",
@@ -402,7 +474,10 @@ def main() -> None:
             "Target: ratio at least 0.6. Three rounds of platform then ceiling; the round with the",
             "median ratio is shown, with the rounds' range. CPU is read from /proc around the",
             "measured phase (all the server's processes); the driver shares the cores and its CPU",
-            "is shown too.",
+            "is shown too. On PostgreSQL a third server follows in each round: the same bare",
+            "endpoint making its one insert into the platform's database (autocommit, a psycopg",
+            "connection per thread), so that PostgreSQL's share of the cores weighs on both; its",
+            "ratio is the platform's orders/s over its own, in the same round.",
             "",
             *intake_rows(load("intake-*.json")),
             "",
