@@ -48,7 +48,8 @@ soak: $(STAMP)
 ## status with a million orders (SQLite, PostgreSQL), and a file import of IMPORT_LINES lines
 ## (default 1,000,000) next to an executemany of its rows; each next to its ceiling measured in the
 ## same run; writes bench/results/*.json and bench/RESULTS.md. Intake takes ~4 minutes a run
-## (three rounds), status ~6 a run on a quiet machine (seeding a million orders is most of it).
+## (three rounds; ~7 on PostgreSQL, with its second ceiling), status ~6 a run on a quiet machine
+## (seeding a million orders is most of it).
 BENCH_PG ?= $${ISSUANCE_BENCH_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/bench_delivery}
 BENCH_PG_CLAIMS ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_claims
 BENCH_PG_INTAKE ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_intake
