@@ -44,7 +44,7 @@ soak: $(STAMP)
 	RELIABILITY_PROFILE=soak $(BIN)/pytest tests/reliability -n 2 --dist loadgroup -p no:randomly
 
 ## bench: delivery throughput and lag next to the raw POST ceiling (SQLite, then PostgreSQL at
-## ISSUANCE_BENCH_DATABASE_URL); claims behind a backlog, before and after parking; order intake (SQLite; PostgreSQL with 1 and 2 API processes),
+## ISSUANCE_BENCH_DATABASE_URL); the worker's POST path without a database; claims behind a backlog, before and after parking; order intake (SQLite; PostgreSQL with 1 and 2 API processes),
 ## status with a million orders (SQLite, PostgreSQL), and a file import of IMPORT_LINES lines
 ## (default 1,000,000) next to an executemany of its rows; each next to its ceiling measured in the
 ## same run; writes bench/results/*.json and bench/RESULTS.md. Intake takes ~4 minutes a run
@@ -62,6 +62,7 @@ bench: $(STAMP)
 		$(BIN)/python bench/delivery.py --workers $$2 --per-call $$3 $$url \
 			--json bench/results/delivery-$$1-w$$2-k$$3.json || exit 1; \
 	done
+	$(BIN)/python bench/worker_path.py --json bench/results/worker-path.json
 	$(BIN)/python bench/claims.py --json bench/results/claims-sqlite.json
 	$(BIN)/python bench/claims.py --database-url $(BENCH_PG_CLAIMS) --json bench/results/claims-postgresql.json
 	$(BIN)/python bench/intake.py --json bench/results/intake-sqlite-p1.json

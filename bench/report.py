@@ -202,6 +202,31 @@ def target_rows(
     return rows
 
 
+def worker_path_rows(figures: list[dict[str, Any]]) -> list[str]:
+    """bench/worker_path.py: the raw loop, the worker with no database, and beside a busy thread."""
+    rows = [
+        "| | raw loop | worker, database stubbed | the same, beside a busy thread |",
+        "|---|---|---|---|",
+    ]
+    for item in figures:
+        raw, alone, busy = item["raw_loop"], item["stubbed"], item["busy"]
+        rows += [
+            f"| POSTs/s | {_median_range(raw['per_second'], ',.0f')} "
+            f"| {_median_range(alone['per_second'], ',.0f')} "
+            f"| {_median_range(busy['per_second'], ',.0f')} |",
+            f"| CPU µs per POST | {_median_range(raw['cpu_us_per_post'], '.1f')} "
+            f"| {_median_range(alone['cpu_us_per_notification'], '.1f')} "
+            f"| {_median_range(busy['cpu_us_per_notification'], '.1f')} |",
+            f"| the busy thread's share of the time | — | — "
+            f"| {busy['busy_thread_cpu_share']['median']:.0%} |",
+        ]
+    return rows
+
+
+def _median_range(figure: dict[str, float], style: str) -> str:
+    return f"{figure['median']:{style}} ({figure['low']:{style}} to {figure['high']:{style}})"
+
+
 def claim_rows(figures: list[dict[str, Any]]) -> list[str]:
     rows = [
         "| database | waiting | due | claim ms before parking (median) | parking ms (walks, parked) "
@@ -454,6 +479,23 @@ def main() -> None:
             "Each ceiling loop, in POSTs/s:",
             "",
             *ceilings,
+            "",
+            "### The worker's own path (`bench/worker_path.py`)",
+            "",
+            "In one process against the same receiver, no database: the raw loop above; the",
+            "worker's `pump` with claims made in memory and settlements dropped (its senders,",
+            "signing, message ids, retry decisions, metrics and settler); and the same beside a",
+            "thread that holds the GIL for 0.3 ms then sleeps 2 ms, as the worker's database",
+            "thread does while it waits on the database (that thread's own CPU left out). Three",
+            "runs of each in turns: medians, with their ranges.",
+            "",
+            *worker_path_rows(load("worker-path.json")),
+            "",
+            "So the gap between the worker and the raw loop has three parts: what the worker does",
+            "per notification beyond a POST (the raw loop against the stubbed worker), what",
+            "sharing the GIL with a database thread costs its event loop (the stubbed worker",
+            "against the same beside a busy thread), and that thread's own claims and",
+            "settlements (the drains above, against the stubbed worker).",
             "",
             "### Claims behind a backlog (`bench/claims.py`)",
             "",
