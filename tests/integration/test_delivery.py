@@ -667,3 +667,35 @@ def test_a_410_stops_the_whole_endpoint_until_it_is_enabled_again(
     drain(delivery, clock)
     assert by_card(platform.engine) == {card_id: ["GONE", "DELIVERED"] for card_id in cards}
     assert not enable_endpoint(platform.engine, issuer_id=DEMO, endpoint_id="main")
+
+
+def test_claims_and_settlements_run_on_the_loop_on_postgresql_on_a_thread_on_sqlite(
+    server: Server, http: httpx.Client, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database thread shares the GIL with the POSTs' loop (bench/worker_path.py): on
+    PostgreSQL the worker claims and settles on the loop itself, over psycopg's async driver."""
+    import issuance.delivery.worker as worker_module
+
+    platform = server.platform
+    point_demobank_at(platform, receiver.url)
+    order_cards(http, platform, 2)
+    seen: list[tuple[str, str, bool]] = []
+
+    def watched(name: str, real: Any) -> Any:
+        def call(engine: Engine, *args: Any, **kwargs: Any) -> Any:
+            seen.append((name, threading.current_thread().name, engine.dialect.is_async))
+            return real(engine, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(worker_module, "claim", watched("claim", worker_module.claim))
+    monkeypatch.setattr(worker_module, "settle", watched("settle", worker_module.settle))
+    assert worker(platform, Clock()).run_once() == 2
+
+    on_postgresql = platform.engine.dialect.name == "postgresql"
+    assert {name for name, _, _ in seen} == {"claim", "settle"}
+    for _, thread, is_async in seen:
+        assert is_async is on_postgresql
+        assert (thread == threading.current_thread().name) is on_postgresql
+        assert thread.startswith("delivery-db") is not on_postgresql
+    assert {d.status for d in deliveries(platform.engine)} == {DeliveryStatus.DELIVERED}

@@ -10,6 +10,7 @@ from psycopg.types.array import ListBinaryDumper
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from issuance.settings import REQUEST_THREADS
 
@@ -75,6 +76,25 @@ def make_engine(url: str, *, threads: int = REQUEST_THREADS, **kwargs: Any) -> E
     return engine
 
 
+def make_async_engine(url: str, *, connections: int = 2) -> AsyncEngine:
+    """An asyncio engine on PostgreSQL with the settings of `make_engine`, for work on an event loop.
+
+    Its `sync_engine` runs the same Core and ORM code as any engine, inside
+    `sqlalchemy.util.greenlet_spawn`, over psycopg's async connections: the delivery worker claims
+    and settles this way, so its event loop never shares the GIL with a database thread.
+    """
+    engine = create_async_engine(
+        url,
+        pool_size=connections,
+        max_overflow=0,
+        pool_timeout=PG_POOL_TIMEOUT,
+        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT},
+    )
+    _ping_when_idle(engine.sync_engine)
+    _bind_lists_in_binary(engine.sync_engine)
+    return engine
+
+
 def _ping_when_idle(engine: Engine) -> None:
     """Ping a pooled connection before use only if it sat idle for `PING_IDLE_SECONDS`.
 
@@ -109,7 +129,9 @@ def _bind_lists_in_binary(engine: Engine) -> None:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        adapters = getattr(dbapi_connection, "adapters", None)  # psycopg's; other drivers: as is
+        # psycopg's, or the one under SQLAlchemy's asyncio adapter; other drivers: as is
+        driver = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+        adapters = getattr(driver, "adapters", None)
         if adapters is not None:
             adapters.register_dumper(list, ListBinaryDumper)
 

@@ -8,8 +8,7 @@ again when their lease ends: at least once, never lost.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from concurrent.futures import Executor
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -19,11 +18,8 @@ log = structlog.get_logger("issuance.delivery")
 
 
 class Settler:
-    def __init__(
-        self, write: Callable[[list[Settlement]], None], database: Executor | None = None
-    ) -> None:
-        self._write = write
-        self._database = database  # where database work runs (None: asyncio's default threads)
+    def __init__(self, write: Callable[[list[Settlement]], Awaitable[None]]) -> None:
+        self._write = write  # the worker's: on its database thread, or on the loop (PostgreSQL)
         self._pending: list[Settlement] = []
         self._wake = asyncio.Event()
         self._closing = False
@@ -50,8 +46,7 @@ class Settler:
             batch, self._pending = self._pending, []
             if batch:
                 try:
-                    loop = asyncio.get_running_loop()
-                    await loop.run_in_executor(self._database, self._write, batch)
+                    await self._write(batch)
                 except Exception:  # the leases run out and the deliveries are sent again
                     log.exception("settling failed", deliveries=len(batch))
             if self._closing and not self._pending:

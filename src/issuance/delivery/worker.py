@@ -4,9 +4,13 @@ At least once, honestly: a delivery is marked delivered only after a 2xx; a work
 between the POST and the settlement leaves its lease to expire, and the next claim sends the
 notification again (receivers de-duplicate on `operationId` + `sequence`).
 
-One asyncio loop per worker, with aiohttp (measured against httpx in bench/delivery.py). The
-database work (claim, settle) runs in a thread so POSTs in flight keep moving meanwhile. Per-card
-order holds because a claim never takes sequence n+1 of a card while n is pending.
+One asyncio loop per worker, with aiohttp (measured against httpx in bench/delivery.py). POSTs in
+flight keep moving while the database works: on PostgreSQL claims and settlements run on the
+loop itself, over psycopg's async connections (db/engine.py `make_async_engine`); on SQLite,
+whose driver has no such mode, in one thread beside it. A thread shares the GIL with the loop,
+and that contention cost the loop ~10-20 µs of CPU per notification and a sixth of its rate
+(bench/worker_path.py). Per-card order holds because a claim never takes sequence n+1 of a card
+while n is pending.
 """
 
 from __future__ import annotations
@@ -18,15 +22,21 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import aiohttp
 import structlog
 import uvloop
+from sqlalchemy import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
+from issuance.db.engine import make_async_engine
 from issuance.db.outbox import Claim, Settlement, claim, settle
 from issuance.db.parking import PARK_EVERY, PARK_WINDOW, park_waiting
 from issuance.db.sandbox import SqlChaosStore
@@ -41,6 +51,7 @@ from issuance.domain.retry import Outcome, RetryPolicy, Verdict
 from issuance.platform import Platform, utc_now
 
 log = structlog.get_logger("issuance.delivery")
+T = TypeVar("T")
 
 Key = tuple[str, str]  # (issuer id, endpoint id)
 
@@ -63,11 +74,12 @@ class DeliveryWorker:
     tokens: TokenCache = field(default_factory=TokenCache)  # for endpoints that want OAuth
     _gone: set[Key] = field(default_factory=set)  # answered 410 since the last claim
     _targets: dict[Key, tuple[NotificationEndpoint, Target]] = field(default_factory=dict)
-    # One thread for all database work (claims, settlements): on SQLite two would only queue on
-    # the write lock, in sleeps; on PostgreSQL it keeps one connection busy, not several.
+    # SQLite: one thread for all database work (claims, settlements); two would only queue on
+    # the write lock, in sleeps. PostgreSQL: an asyncio engine while the loop runs.
     _database: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="delivery-db")
     )
+    _on_loop: AsyncEngine | None = None
     _anchor: tuple[datetime, float] = field(default_factory=lambda: (utc_now(), time.monotonic()))
     _park_at: float = float("-inf")  # monotonic; see db/parking.py
 
@@ -87,8 +99,8 @@ class DeliveryWorker:
 
     async def pump(self, stopping: threading.Event) -> None:
         """Keep up to `capacity` deliveries in flight, claiming more as POSTs are answered."""
-        async with self._session() as session:
-            settler = Settler(self._settle, self._database)
+        async with self._database_on_loop(), self._session() as session:
+            settler = Settler(self._write_settlements)
             settler.start()
             flight = _Flight(self._post, self.concurrency, self.capacity)
             try:
@@ -107,8 +119,8 @@ class DeliveryWorker:
     # --- one round ---
 
     async def _session_round(self, stopping: threading.Event | None) -> int:
-        async with self._session() as session:
-            settler = Settler(self._settle, self._database)
+        async with self._database_on_loop(), self._session() as session:
+            settler = Settler(self._write_settlements)
             settler.start()
             flight = _Flight(self._post, self.concurrency, self.capacity)
             await self._launch(session, settler, flight, stopping)
@@ -123,8 +135,7 @@ class DeliveryWorker:
         flight: _Flight,
         stopping: threading.Event | None,
     ) -> int:
-        loop = asyncio.get_running_loop()
-        claims, context = await loop.run_in_executor(self._database, self._claim, flight.room)
+        claims, context = await self._in_database(self._claim, flight.room)
         batch = _Batch(session, settler, stopping, *context)
         for key, chunk in _chunks(claims, batch.endpoints):
             chaos = batch.chaos.get(key)
@@ -140,18 +151,18 @@ class DeliveryWorker:
         now = self._read_clock()
         lease = self.lease or timedelta(seconds=self.platform.settings.delivery_lease_seconds)
         endpoints = self._endpoints()
-        chaos = SqlChaosStore(self.platform.engine).all() if self.platform.settings.sandbox else {}
+        chaos = SqlChaosStore(self._engine).all() if self.platform.settings.sandbox else {}
         unordered = frozenset(
             [k for k, e in endpoints.items() if e and not e.per_card_order]
             + [k for k, c in chaos.items() if c.reorder]
         )
         self._gone.clear()  # a 410 is settled by now: claiming skips disabled endpoints
         if time.monotonic() >= self._park_at:
-            parked = park_waiting(self.platform.engine, now=now, unordered=unordered)
+            parked = park_waiting(self._engine, now=now, unordered=unordered)
             more = parked >= PARK_WINDOW // 2  # the window was full of them: walk on at once
             self._park_at = time.monotonic() + (0 if more else PARK_EVERY.total_seconds())
         claims = claim(
-            self.platform.engine,
+            self._engine,
             worker_id=self.identity,
             now=now,
             lease=lease,
@@ -166,7 +177,8 @@ class DeliveryWorker:
 
     def _endpoints(self) -> dict[Key, NotificationEndpoint | None]:
         """Every issuer's endpoints, read at each claim: `config.issuers` validates an issuer
-        only when its configuration version changed, so this is one small query when none did."""
+        only when its configuration version changed, so this is one small query when none did
+        (through the platform's own engine: on PostgreSQL it blocks the loop for that query)."""
         with self.platform.reader() as uow:
             issuers = uow.config.issuers()
         return {
@@ -261,7 +273,37 @@ class DeliveryWorker:
             warn_after=timedelta(hours=settings.endpoint_warn_after_hours),
             disable_after=timedelta(hours=settings.endpoint_disable_after_hours),
         )
-        settle(self.platform.engine, settlements, worker_id=self.identity, health=health)
+        settle(self._engine, settlements, worker_id=self.identity, health=health)
+
+    async def _write_settlements(self, settlements: list[Settlement]) -> None:
+        await self._in_database(self._settle, settlements)
+
+    # --- where database work runs ---
+
+    @asynccontextmanager
+    async def _database_on_loop(self) -> AsyncIterator[None]:
+        """On PostgreSQL, an asyncio engine for claims and settlements while the loop runs."""
+        engine = self.platform.engine
+        if engine.dialect.name != "postgresql":
+            yield
+            return
+        self._on_loop = make_async_engine(engine.url.render_as_string(hide_password=False))
+        try:
+            yield
+        finally:
+            on_loop, self._on_loop = self._on_loop, None
+            await on_loop.dispose()
+
+    @property
+    def _engine(self) -> Engine:
+        return self._on_loop.sync_engine if self._on_loop is not None else self.platform.engine
+
+    async def _in_database(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(*args)` on the loop (PostgreSQL: its statements await psycopg), or on the
+        database thread (SQLite)."""
+        if self._on_loop is not None:
+            return await greenlet_spawn(work, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._database, work, *args)
 
     def _now(self) -> datetime:
         """The given clock, or the platform's read once per claim and run on by the monotonic
