@@ -9,6 +9,7 @@ warning logged when it happens. Every test runs on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import structlog
+from sqlalchemy.orm import Session
 from structlog.testing import LogCapture
 
 from issuance.db import endpoint_health as health_db
@@ -31,7 +33,7 @@ from issuance.db.outbox import (
     settle,
 )
 from issuance.delivery.worker import DeliveryWorker
-from issuance.domain.endpoint_health import Streak
+from issuance.domain.endpoint_health import HealthPolicy, Streak
 from issuance.domain.retry import Decision, Outcome, Verdict
 from issuance.platform import Platform
 from issuance.services.workflow import Action
@@ -401,3 +403,41 @@ def test_enabled_is_stamped_with_the_platform_clock(
     disabled, enabled = events(platform)
     assert enabled.kind == "ENABLED"
     assert enabled.at >= disabled.at
+
+
+def test_two_workers_settling_a_new_endpoint_at_once_both_commit(server: Server) -> None:
+    """The first settlement of an endpoint creates its health row; two workers' first
+    settlements at once used to both add it, and the second's whole settlement failed on the
+    duplicate key (its deliveries then went out again after their lease). Likewise two 410s."""
+    platform = server.platform
+    if platform.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers: the second waits before it reads anything")
+    endpoint = ("DEMOBANK01", f"race-{datetime.now(UTC).timestamp()}")
+    at = datetime.now(UTC)
+    policy = HealthPolicy()
+    errors: list[BaseException] = []
+
+    def first_settlement_of_second_worker() -> None:
+        try:
+            with Session(platform.engine) as session, session.begin():
+                health_db.record_attempts(session, {endpoint: (1, 0)}, at=at, policy=policy)
+                health_db.disable(session, *endpoint, at=at, reason="410 Gone (second)")
+        except BaseException as error:  # reported below, in the test's thread
+            errors.append(error)
+
+    with Session(platform.engine) as first, first.begin():
+        health_db.record_attempts(first, {endpoint: (1, 0)}, at=at, policy=policy)
+        health_db.disable(first, *endpoint, at=at, reason="410 Gone (first)")
+        second = threading.Thread(target=first_settlement_of_second_worker)
+        second.start()
+        second.join(timeout=0.5)
+        assert second.is_alive()  # waiting on the first's uncommitted rows
+    second.join(timeout=10)
+
+    assert errors == []
+    assert streaks(platform.engine)[endpoint].last_success_at == at
+    assert [(i, e, why) for i, e, _, why in disabled_endpoints(platform.engine)] == [
+        (*endpoint, "410 Gone (first)")
+    ]
+    disabled = [e for e in events(platform) if (e.issuer_id, e.endpoint_id) == endpoint]
+    assert [e.kind for e in disabled] == ["DISABLED"]

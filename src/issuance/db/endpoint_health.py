@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 import structlog
 from sqlalchemy import DateTime, Engine, Table, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from issuance.db.models import EndpointEventRow, EndpointHealthRow, EndpointStateRow
+from issuance.db.models import Base, EndpointEventRow, EndpointHealthRow, EndpointStateRow
 from issuance.db.moments import utc
 from issuance.domain.endpoint_health import HealthEvent, HealthPolicy, Streak
 
@@ -45,11 +46,13 @@ def record_attempts(
     for (issuer_id, endpoint_id), (successes, failures) in sorted(tally.items()):
         if successes and _healthy_success(session, issuer_id, endpoint_id, at=at):
             continue
+        key = {"issuer_id": issuer_id, "endpoint_id": endpoint_id}
         row = session.get(EndpointHealthRow, (issuer_id, endpoint_id), with_for_update=True)
+        if row is None:  # its first settlement: another worker's may be creating it too
+            _insert_if_absent(session, EndpointHealthRow, {**key, "consecutive_failures": 0})
+            row = session.get(EndpointHealthRow, (issuer_id, endpoint_id), with_for_update=True)
+            assert row is not None  # inserted now, or by the other worker
         streak, events = policy.record(_streak(row), successes=successes, failures=failures, at=at)
-        if row is None:
-            row = EndpointHealthRow(issuer_id=issuer_id, endpoint_id=endpoint_id)
-            session.add(row)
         row.consecutive_failures = streak.consecutive_failures
         row.failing_since = streak.failing_since
         row.warned_at = streak.warned_at
@@ -118,14 +121,28 @@ def note(
 def disable(
     session: Session, issuer_id: str, endpoint_id: str, *, at: datetime, reason: str
 ) -> None:
-    """Stop delivery to the endpoint (idempotent: the first reason stays)."""
-    if session.get(EndpointStateRow, (issuer_id, endpoint_id)) is None:
-        session.add(
-            EndpointStateRow(
-                issuer_id=issuer_id, endpoint_id=endpoint_id, disabled_at=at, reason=reason[:255]
-            )
-        )
+    """Stop delivery to the endpoint (idempotent: the first reason stays, even when two workers
+    are told 410 at once)."""
+    state = {"disabled_at": at, "reason": reason[:255]}
+    key = {"issuer_id": issuer_id, "endpoint_id": endpoint_id}
+    if _insert_if_absent(session, EndpointStateRow, {**key, **state}):
         note(session, issuer_id, endpoint_id, HealthEvent.DISABLED, reason[:255], at=at)
+
+
+def _insert_if_absent(session: Session, model: type[Base], values: dict[str, Any]) -> bool:
+    """Insert the row unless its key exists; whether it was inserted. `ON CONFLICT DO NOTHING`:
+    a concurrent twin waits for the first insert to commit, then does nothing, where looking
+    first and adding would fail one of the two transactions (and its whole settlement)."""
+    connection = session.connection()
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    table = cast(Table, model.__table__)
+    inserted = connection.execute(
+        dialect.insert(table)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(*table.primary_key.columns)
+    )
+    return inserted.first() is not None
 
 
 def reset(session: Session, issuer_id: str, endpoint_id: str, *, at: datetime) -> None:
