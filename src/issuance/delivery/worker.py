@@ -7,10 +7,12 @@ notification again (receivers de-duplicate on `operationId` + `sequence`).
 One asyncio loop per worker, with aiohttp (measured against httpx in bench/delivery.py). POSTs in
 flight keep moving while the database works: on PostgreSQL claims and settlements run on the
 loop itself, over psycopg's async connections (db/engine.py `make_async_engine`); on SQLite,
-whose driver has no such mode, in one thread beside it. A thread shares the GIL with the loop,
-and that contention cost the loop ~10-20 µs of CPU per notification and a sixth of its rate
-(bench/worker_path.py). Per-card order holds because a claim never takes sequence n+1 of a card
-while n is pending.
+whose driver has no such mode, in one thread beside it. A thread shares the GIL with the loop:
+beside one as busy as the database thread was, the loop spent 6-18 µs more CPU per notification
+and lost 13-19% of its rate (bench/worker_path.py, medians of three runs). The claim and settle
+code is the same either way: on the loop it runs inside SQLAlchemy's `greenlet_spawn`, the
+bridge under `AsyncConnection.run_sync`. Per-card order holds because a claim never takes
+sequence n+1 of a card while n is pending.
 """
 
 from __future__ import annotations
