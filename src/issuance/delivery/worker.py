@@ -42,6 +42,7 @@ from issuance.db.engine import make_async_engine
 from issuance.db.outbox import Claim, Settlement, claim, settle
 from issuance.db.parking import PARK_EVERY, PARK_WINDOW, park_waiting
 from issuance.db.sandbox import SqlChaosStore
+from issuance.db.unit_of_work import SqlUnitOfWork, unit_of_work_factory
 from issuance.delivery import metrics
 from issuance.delivery.outbound_auth import TokenCache, TokenUnavailable
 from issuance.delivery.sender import Sent, Target, message_id, prepare_encoded, send_async
@@ -82,6 +83,7 @@ class DeliveryWorker:
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="delivery-db")
     )
     _on_loop: AsyncEngine | None = None
+    _reader_on_loop: Callable[[], SqlUnitOfWork] | None = None  # read-only units of work on it
     _anchor: tuple[datetime, float] = field(default_factory=lambda: (utc_now(), time.monotonic()))
     _park_at: float = float("-inf")  # monotonic; see db/parking.py
 
@@ -179,9 +181,8 @@ class DeliveryWorker:
 
     def _endpoints(self) -> dict[Key, NotificationEndpoint | None]:
         """Every issuer's endpoints, read at each claim: `config.issuers` validates an issuer
-        only when its configuration version changed, so this is one small query when none did
-        (through the platform's own engine: on PostgreSQL it blocks the loop for that query)."""
-        with self.platform.reader() as uow:
+        only when its configuration version changed, so this is one small query when none did."""
+        with (self._reader_on_loop or self.platform.reader)() as uow:
             issuers = uow.config.issuers()
         return {
             (issuer.issuer_id, e.endpoint_id): e
@@ -290,10 +291,11 @@ class DeliveryWorker:
             yield
             return
         self._on_loop = make_async_engine(engine.url.render_as_string(hide_password=False))
+        self._reader_on_loop = unit_of_work_factory(self._on_loop.sync_engine, read_only=True)
         try:
             yield
         finally:
-            on_loop, self._on_loop = self._on_loop, None
+            on_loop, self._on_loop, self._reader_on_loop = self._on_loop, None, None
             await on_loop.dispose()
 
     @property
