@@ -8,8 +8,8 @@ One asyncio loop per worker, with aiohttp (measured against httpx in bench/deliv
 flight keep moving while the database works: on PostgreSQL claims and settlements run on the
 loop itself, over psycopg's async connections (db/engine.py `make_async_engine`); on SQLite,
 whose driver has no such mode, in one thread beside it. A thread shares the GIL with the loop:
-beside one as busy as the database thread was, the loop spent 6-18 µs more CPU per notification
-and lost 13-19% of its rate (bench/worker_path.py, medians of three runs). The claim and settle
+beside one as busy as the database thread was, the loop lost 8-19% of its rate and spent 1-18 µs
+more CPU per notification (bench/worker_path.py, medians of four runs). The claim and settle
 code is the same either way: on the loop it runs inside SQLAlchemy's `greenlet_spawn`, the
 bridge under `AsyncConnection.run_sync`. Per-card order holds because a claim never takes
 sequence n+1 of a card while n is pending.
