@@ -312,6 +312,20 @@ def stop(workers: list[subprocess.Popen[bytes]]) -> float:
 _POLL = httpx.Client(timeout=60)  # one client: a new one per poll costs an SSL context
 
 
+def start_receiver() -> tuple[subprocess.Popen[bytes], str]:
+    """bench/receiver.py on a free port, once it answers; the process and its base URL."""
+    port = free_port()
+    receiver = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, str(HERE / "receiver.py"), str(port)])  # noqa: S603
+    for _ in range(100):
+        try:
+            received(receiver)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    return server, receiver
+
+
 def received(receiver: str) -> int:
     return int(_POLL.get(f"{receiver}/stats").json()["operations"])
 
@@ -487,17 +501,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         url = args.database_url or f"sqlite:///{directory / 'bench.db'}"
-        port = free_port()
-        receiver = f"http://127.0.0.1:{port}"
-        receiver_command = [sys.executable, str(HERE / "receiver.py"), str(port)]
-        server = subprocess.Popen(receiver_command)  # noqa: S603 (our own command line)
+        server, receiver = start_receiver()
         try:
-            for _ in range(100):
-                try:
-                    received(receiver)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.05)
             others = (
                 ("aiohttp", ceiling_aiohttp, asyncio.run),
                 ("httpx", ceiling_httpx, asyncio.run),

@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -34,7 +32,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
-import httpx
 import uvloop
 from delivery import (  # bench/ is on the script's path
     CEILING_CPU_US,
@@ -42,10 +39,9 @@ from delivery import (  # bench/ is on the script's path
     NOTIFY,
     SECRET,
     ceiling_aiohttp,
-    free_port,
     operation,
     provenance,
-    received,
+    start_receiver,
 )
 
 from issuance.db.outbox import Claim, Settlement
@@ -53,7 +49,6 @@ from issuance.delivery.worker import DeliveryWorker, _Context
 from issuance.domain.parties import NotificationEndpoint
 from issuance.platform import Platform
 
-HERE = Path(__file__).parent
 BUSY_SECONDS, ASLEEP_SECONDS = 0.0003, 0.002
 
 
@@ -153,17 +148,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args()
 
-    port = free_port()
-    receiver = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, str(HERE / "receiver.py"), str(port)])  # noqa: S603
+    server, receiver = start_receiver()
     runs: dict[str, list[dict[str, float]]] = {"raw": [], "stubbed": [], "busy": []}
     try:
-        for _ in range(100):
-            try:
-                received(receiver)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
         for number in range(args.rounds):
             runs["raw"].append(raw_run(receiver, 3.0))
             runs["stubbed"].append(worker_run(receiver, args.events, busy=False))
