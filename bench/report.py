@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import sqlite3
+import statistics
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,13 @@ def scaling_lines(figures: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _against_the_faster(figures: dict[str, Any]) -> float:
+    """An intake round's ratio to the faster of its ceilings: on PostgreSQL the bare endpoint
+    inserts into SQLite and into PostgreSQL, and either may be the faster on a given day."""
+    ratios = [figures.get(k) for k in ("ratio", "ratio_to_ceiling", "ratio_to_bare_postgresql")]
+    return min(r for r in ratios if r is not None)
+
+
 def _met(median_ok: bool, rounds_ok: list[bool] | None = None) -> str:
     """Met by the median round or not, and in how many rounds, when there were several."""
     verdict = "**yes**" if median_ok else "no"
@@ -162,11 +170,13 @@ def target_rows(
     for item in intake:
         processes = item.get("api_processes", 1)
         name = f"{item['database'].split('+')[0]}, {processes} API process{'es' * (processes > 1)}"
-        counted = [r["ratio"] >= 0.6 for r in item.get("rounds", [])]
+        strict = [_against_the_faster(r) for r in item.get("rounds", [])]
+        figure = statistics.median(strict) if strict else _against_the_faster(item)
+        spread = f" ({min(strict):.2f} to {max(strict):.2f}, {len(strict)} rounds)"
         rows.append(
-            f"| intake at least 0.6x the bare endpoint | {name} "
-            f"| {item['ratio_to_ceiling']:.2f}{_spread(item)} "
-            f"| {_met(item['ratio_to_ceiling'] >= 0.6, counted)} |"
+            f"| intake at least 0.6x the bare endpoint (the faster of its ceilings) | {name} "
+            f"| {figure:.2f}{spread if len(strict) > 1 else ''} "
+            f"| {_met(figure >= 0.6, [ratio >= 0.6 for ratio in strict])} |"
         )
     for item in status:
         limit = item.get("target_p99_ms", 5)
