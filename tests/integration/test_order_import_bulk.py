@@ -24,7 +24,7 @@ from sqlalchemy import event as sqlalchemy_event
 from issuance.api.errors import schema_problems
 from issuance.db import bulk
 from issuance.db.bulk import SqlBulkIntake, bulk_intake_factory
-from issuance.db.models import AuditRow, DeliveryRow, EventRow, OrderRow
+from issuance.db.models import AuditRow, CardRow, DeliveryRow, EventRow, OrderRow
 from issuance.domain.audit import PLATFORM
 from issuance.platform import Platform
 from issuance.services.importing import Importer, LineReport
@@ -100,8 +100,8 @@ def _rows(platform: Platform, card_id: str, operation_id: str) -> dict[str, Any]
         found: Table = model.__table__
         return found
 
-    orders, events, deliveries, audit = (
-        table(m) for m in (OrderRow, EventRow, DeliveryRow, AuditRow)
+    orders, events, deliveries, audit, cards = (
+        table(m) for m in (OrderRow, EventRow, DeliveryRow, AuditRow, CardRow)
     )
     with platform.engine.connect() as connection:
         order = (
@@ -132,6 +132,9 @@ def _rows(platform: Platform, card_id: str, operation_id: str) -> dict[str, Any]
                 select(audit).where(audit.c.operation_id == operation_id).order_by(audit.c.audit_id)
             )
         ]
+        counter = (
+            connection.execute(select(cards).where(cards.c.card_id == card_id)).one()._asdict()
+        )
     names = {
         card_id: "<card>",
         operation_id: "<operation>",
@@ -152,7 +155,15 @@ def _rows(platform: Platform, card_id: str, operation_id: str) -> dict[str, Any]
         del row["delivery_id"], row["event_id"]
     for row in trail:
         del row["audit_id"], row["actor_kind"], row["actor_id"], row["actor_issuer_id"]
-    document = {"order": order, "events": journal, "deliveries": outbox, "audit": trail}
+    # the card's counter: its last sequence, and on PostgreSQL the last writer's transaction
+    assert counter.pop("last_txid") > 0 if platform.engine.dialect.name == "postgresql" else True
+    document = {
+        "order": order,
+        "events": journal,
+        "deliveries": outbox,
+        "audit": trail,
+        "card": counter,
+    }
     neutral: dict[str, Any] = _neutral(document, names)
     return neutral
 

@@ -1,11 +1,11 @@
-"""Core `executemany` paths for large ingests: a batch of new orders in a handful of statements.
+"""Core paths for large ingests: a batch of new orders in a handful of statements.
 
 The per-card path (`SqlUnitOfWork`) costs ORM bookkeeping and two sequence statements per card;
 a file import writes thousands of orders per transaction, so here a batch's keys and cards are
 looked up with one query each and its rows (card counters, orders, journal events, outbox
 deliveries, audit entries) are inserted with one statement per table: arrays unnested on
-PostgreSQL, an `executemany` on SQLite (card counters: an `executemany` on both). The rows are exactly
-the per-card path's: tests/integration/test_order_import_bulk.py compares them.
+PostgreSQL, an `executemany` on SQLite (raised card counters: an `executemany` on both). The
+rows are exactly the per-card path's: tests/integration/test_order_import_bulk.py compares them.
 """
 
 from __future__ import annotations
@@ -90,12 +90,6 @@ _COUNTERS = select(_c.card_id, _c.last_sequence, _c.last_txid).where(
     _c.issuer_id == _ISSUER, _c.card_id.in_(_KEYS)
 )
 _COUNTERS_LOCKED = _COUNTERS.with_for_update()  # PostgreSQL
-_NEW_COUNTERS = insert(CARDS).values(
-    issuer_id=bindparam("i"),
-    card_id=bindparam("c"),
-    last_sequence=bindparam("s"),
-    last_txid=bindparam("t"),
-)
 _RAISED_COUNTERS = (
     update(CARDS)
     .where(_c.issuer_id == bindparam("i"), _c.card_id == bindparam("c"))
@@ -105,7 +99,7 @@ _DRAWN_EVENT_IDS = select(  # PostgreSQL: the next event ids, with this transact
     func.nextval(func.pg_get_serial_sequence("events", "event_id")), current_txid()
 ).select_from(func.generate_series(1, bindparam("count", type_=Integer)))
 _LAST_EVENT_ID = select(func.max(EVENTS.c.event_id))
-_INSERTS = {t.name: insert(t) for t in (ORDERS, EVENTS, DELIVERIES, AUDIT)}  # executemany
+_INSERTS = {t.name: insert(t) for t in (ORDERS, EVENTS, DELIVERIES, AUDIT, CARDS)}  # executemany
 
 
 class _Unnested:
@@ -264,11 +258,20 @@ class SqlBulkIntake:
             if len(new.order.events) != 1:
                 raise ValueError("a bulk order records exactly its acceptance")
             assigned = (sequence + 1, max(last_txid, txid) if postgresql else 0)
-            values = {"i": issuer_id, "c": card_id, "s": assigned[0], "t": assigned[1]}
-            (raised if card_id in known else fresh).append(values)
+            if card_id in known:
+                raised.append({"i": issuer_id, "c": card_id, "s": assigned[0], "t": assigned[1]})
+            else:
+                fresh.append(
+                    {
+                        "issuer_id": issuer_id,
+                        "card_id": card_id,
+                        "last_sequence": assigned[0],
+                        "last_txid": assigned[1],
+                    }
+                )
             sequences.append(assigned)
         if fresh:
-            self._connection.execute(_NEW_COUNTERS, fresh)
+            self._insert(CARDS, fresh)
         if raised:
             self._connection.execute(_RAISED_COUNTERS, raised)
         return sequences
