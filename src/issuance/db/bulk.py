@@ -28,18 +28,17 @@ from sqlalchemy import (
     Text,
     bindparam,
     cast,
-    column,
     func,
     insert,
     select,
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
+from issuance.db.arrays import unnested
 from issuance.db.config_repositories import SqlConfigRepository
 from issuance.db.feed import current_txid
 from issuance.db.models import AuditRow, Base, CardRow, DeliveryRow, EventRow, OrderRow
@@ -105,23 +104,17 @@ _INSERTS = {t.name: insert(t) for t in (ORDERS, EVENTS, DELIVERIES, AUDIT, CARDS
 class _Unnested:
     """PostgreSQL: a table's rows inserted from one array per column, in one statement.
 
-    An `executemany` sends and processes each row on its own in psycopg's pipeline: 7% of the
-    API's samples holding the GIL at saturation (py-spy), for a group's five inserts. Here
-    psycopg dumps each column in one go, in binary (db/engine.py), as a settlement's arrays
-    (db/outbox.py). A file import of 20,000 lines went from 422-449 to 377-393 µs of CPU per
-    card, single-card intake from 1.59 to 1.54 ms per order (means of 5 runs; bench/). JSON goes
-    as text and is cast on the server: a JSON array's elements cannot be typed one by one.
+    A group's inserts as executemanys were 7% of the API's samples holding the GIL at
+    saturation (py-spy), in psycopg's per-row pipeline (db/arrays.py). Unnested, a file import
+    of 20,000 lines went from 422-449 to 377-393 µs of CPU per card, single-card intake from
+    1.59 to 1.54 ms per order (means of 5 runs; bench/). JSON goes as text and is cast on the
+    server: a JSON array's elements cannot be typed one by one.
     """
 
     def __init__(self, table: Table, names: Sequence[str]) -> None:
         kinds = {name: table.c[name].type for name in names}
         self._json = [name for name, kind in kinds.items() if isinstance(kind, JSON)]
-        sent = {name: _element(kind) for name, kind in kinds.items()}
-        rows = (
-            func.unnest(*(bindparam(name, type_=ARRAY(kind)) for name, kind in sent.items()))
-            .table_valued(*(column(name, kind) for name, kind in sent.items()))
-            .render_derived(name="unnested")
-        )
+        rows = unnested({name: _element(kind) for name, kind in kinds.items()})
         self.statement = insert(table).from_select(
             list(names),
             select(*(cast(rows.c[n], kinds[n]) if n in self._json else rows.c[n] for n in names)),

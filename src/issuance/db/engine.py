@@ -123,9 +123,9 @@ _RETURNED_AT = "issuance_returned_at"
 
 
 def _bind_lists_in_binary(engine: Engine) -> None:
-    """Lists (the arrays a settlement unnests, db/outbox.py) go to the server in binary: psycopg's
-    text format quotes each element with a regular expression, ~8x the CPU (11.6 against 1.5 µs
-    per settled delivery, in process)."""
+    """Lists (the arrays of db/arrays.py) go to the server in binary: psycopg's text format
+    quotes each element with a regular expression, ~8x the CPU (11.6 against 1.5 µs per settled
+    delivery, in process)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
