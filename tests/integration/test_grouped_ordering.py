@@ -6,10 +6,12 @@ make-up is known rather than left to timing.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import pytest
@@ -204,3 +206,153 @@ def test_many_identical_requests_at_once_make_one_order(platform: Platform, thre
     assert len({p.operation_id for p in placements}) == 1
     assert sum(not p.replayed for p in placements) == 1
     assert _count(platform, OrderRow, card_id=cmd.card_id) == 1
+
+
+# --- From the event loop: `place_async`, as the single-card route places -------------------
+
+
+async def _eventually(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "the requests never queued"
+        await asyncio.sleep(0.002)
+
+
+async def _place_together_async(
+    ordering: GroupedOrdering,
+    held: _HeldFirstGroup,
+    first: PlaceOrder,
+    rest: list[PlaceOrder],
+    actor: Actor = PLATFORM,
+) -> list[asyncio.Task[Placement]]:
+    """As `_place_together`, each request a coroutine: none of them holds a thread meanwhile."""
+    held.queued = len(rest)
+    tasks = [asyncio.create_task(ordering.place_async(first, actor=actor))]
+    await _eventually(lambda: held.opened >= 1)
+    for n, cmd in enumerate(rest, start=1):
+        tasks.append(asyncio.create_task(ordering.place_async(cmd, actor=actor)))
+        await _eventually(lambda: len(ordering._queue) >= n)  # noqa: B023  in this order
+    await asyncio.wait(tasks, timeout=10)
+    return tasks
+
+
+def test_orders_placed_from_the_event_loop_are_grouped_and_answered_as_alone(
+    platform: Platform,
+) -> None:
+    held = _HeldFirstGroup(platform, lambda: ordering)
+    ordering = _grouped(platform, held)
+    busy, key = new_card_id(), f"req-{new_card_id()}"
+    leader = place_command(new_card_id(), f"req-{new_card_id()}")
+    group = [
+        place_command(busy, key),
+        place_command(busy, key),  # its replay
+        place_command(busy, f"req-{new_card_id()}"),  # the card is in progress
+        place_command(new_card_id(), None, product="NOPE"),  # not in the configuration
+    ]
+
+    tasks = asyncio.run(_place_together_async(ordering, held, leader, group))
+
+    assert (ordering.groups, ordering.grouped) == (2, 5)
+    assert not tasks[0].result().replayed
+    accepted, replay = tasks[1].result(), tasks[2].result()
+    assert replay == Placement(accepted.operation_id, replayed=True)
+    assert [type(t.exception()) for t in tasks[3:]] == [Conflict, InvalidRequest]
+    assert _count(platform, OrderRow, card_id=busy) == 1
+
+
+@pytest.mark.parametrize("leader", ["thread", "coroutine"])
+def test_threads_and_coroutines_hand_the_next_group_to_each_other(
+    platform: Platform, leader: str
+) -> None:
+    """A thread's group hands over to a coroutine (the committer leads) and the other way."""
+    held = _HeldFirstGroup(platform, lambda: ordering)
+    ordering = _grouped(platform, held)
+    commands = [place_command(new_card_id(), f"req-{new_card_id()}") for _ in range(5)]
+    held.queued = 4
+    threads = ThreadPoolExecutor(3)
+
+    async def scenario() -> list[Placement]:
+        loop = asyncio.get_running_loop()
+        if leader == "thread":
+            first = asyncio.wrap_future(threads.submit(ordering.place, commands[0], actor=PLATFORM))
+        else:
+            first = asyncio.ensure_future(ordering.place_async(commands[0], actor=PLATFORM))
+        await _eventually(lambda: held.opened >= 1)
+        waiting: list[asyncio.Future[Placement]] = []
+        for n, cmd in enumerate(commands[1:], start=1):  # coroutine, thread, coroutine, thread
+            if n % 2:
+                waiting.append(asyncio.ensure_future(ordering.place_async(cmd, actor=PLATFORM)))
+            else:
+                place = partial(ordering.place, cmd, actor=PLATFORM)
+                waiting.append(asyncio.wrap_future(threads.submit(place), loop=loop))
+            await _eventually(lambda: len(ordering._queue) >= n)  # noqa: B023
+        return list(await asyncio.wait_for(asyncio.gather(first, *waiting), timeout=10))
+
+    placements = asyncio.run(scenario())
+    threads.shutdown()
+
+    assert (ordering.groups, ordering.grouped) == (2, 5)
+    assert len({p.operation_id for p in placements}) == 5
+    for cmd in commands:
+        assert _count(platform, OrderRow, card_id=cmd.card_id) == 1
+
+
+def test_a_cancelled_coroutine_that_was_to_lead_leaves_no_queue_behind(platform: Platform) -> None:
+    """Its group is the committer's, not the coroutine's: the others are answered, and the
+    cancelled request's order is placed all the same, as a thread's would be."""
+    held = _HeldFirstGroup(platform, lambda: ordering)
+    ordering = _grouped(platform, held)
+    commands = [place_command(new_card_id(), f"req-{new_card_id()}") for _ in range(3)]
+
+    async def scenario() -> list[asyncio.Task[Placement]]:
+        held.queued = 2
+        tasks = [asyncio.create_task(ordering.place_async(commands[0], actor=PLATFORM))]
+        await _eventually(lambda: held.opened >= 1)
+        for n, cmd in enumerate(commands[1:], start=1):
+            tasks.append(asyncio.create_task(ordering.place_async(cmd, actor=PLATFORM)))
+            await _eventually(lambda: len(ordering._queue) >= n)  # noqa: B023
+        tasks[1].cancel()  # the head of the next group: the one that would have led it
+        await asyncio.wait(tasks, timeout=10)
+        return tasks
+
+    tasks = asyncio.run(scenario())
+
+    assert tasks[1].cancelled()
+    assert not tasks[2].result().replayed
+    assert ordering.groups == 2
+    for cmd in commands:
+        assert _count(platform, OrderRow, card_id=cmd.card_id) == 1
+
+
+def test_a_colliding_or_failing_group_answers_each_coroutine_as_a_thread(
+    platform: Platform,
+) -> None:
+    down = RuntimeError("database unavailable")
+
+    class Losing(SqlBulkIntake):
+        def commit(self) -> None:
+            self._session.rollback()
+            raise Collision("another writer took a card first")
+
+    class Down(SqlBulkIntake):
+        def write(self, *_: Any) -> None:
+            raise down
+
+    collided = [place_command(new_card_id(), f"req-{new_card_id()}") for _ in range(3)]
+    held = _HeldFirstGroup(platform, lambda: ordering)
+    held.intake = lambda: Losing(platform.engine)  # type: ignore[method-assign]
+    ordering = _grouped(platform, held)
+    tasks = asyncio.run(_place_together_async(ordering, held, collided[0], collided[1:]))
+    assert len({t.result().operation_id for t in tasks}) == 3  # each placed alone
+    for cmd in collided:
+        assert _count(platform, OrderRow, card_id=cmd.card_id) == 1
+
+    failed = [place_command(new_card_id(), f"req-{new_card_id()}") for _ in range(3)]
+    held = _HeldFirstGroup(platform, lambda: ordering)
+    held.intake = lambda: Down(platform.engine)  # type: ignore[method-assign]
+    ordering = _grouped(platform, held)
+    tasks = asyncio.run(_place_together_async(ordering, held, failed[0], failed[1:]))
+    assert [t.exception() for t in tasks] == [down] * 3
+    held.intake = lambda: SqlBulkIntake(platform.engine)  # type: ignore[method-assign]
+    later = asyncio.run(ordering.place_async(place_command(new_card_id(), None), actor=PLATFORM))
+    assert not later.replayed

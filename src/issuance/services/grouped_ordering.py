@@ -10,6 +10,12 @@ group of one. Requests arriving meanwhile queue; when the group is done, the old
 woken to commit the queue as the next group (leader hand-off), so no request serves others for
 longer than one group. The busier the server, the bigger the groups: at low load nothing changes.
 
+An `async` route waits without holding a thread (`place_async`): its request joins the queue
+with a future instead of an event, and when it has to lead, its group is committed on this
+service's own committer thread, so no request's cancellation can leave the queue leaderless.
+Under load that is one thread hop per group instead of one per order, and the threads that
+wait for a group no longer compete with the ones doing work for the interpreter lock.
+
 A group that collides with another writer (another process, or a card joining a container) is
 answered card by card: each request then places its order alone with `place_order`, whose
 answer is authoritative. Orders for a BULK container always take that path (joining a container
@@ -18,10 +24,16 @@ is the per-card path's), and so does everything when no bulk path is given.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass
+from functools import partial
 from itertools import groupby
+
+from anyio import to_thread
 
 from issuance.domain.audit import Actor
 from issuance.services.bulk_placing import BulkBatch, BulkIntake, Outcome, needs_card_by_card
@@ -33,12 +45,13 @@ MAX_GROUP = 200  # orders per transaction, as the batch API's chunks
 
 @dataclass(eq=False)
 class _Request:
-    """One waiting order; `woken` is set when it is answered, or when it must lead a group."""
+    """One waiting order. `wake` tells it that it is answered; `lead`, that the next group starts
+    with it (a waiting thread commits that group itself, a coroutine has the committer do it)."""
 
     cmd: PlaceOrder
     actor: Actor
-    woken: threading.Event = field(default_factory=threading.Event)
-    leads: bool = False
+    wake: Callable[[], None]
+    lead: Callable[[], None]
     answered: bool = False
     outcome: Outcome | None = None
     alone: bool = False  # the group collided: place the order alone
@@ -60,22 +73,54 @@ class GroupedOrdering:
         self._lock = threading.Lock()
         self._queue: list[_Request] = []
         self._leading = False  # a group is being committed, or its leader is being woken
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="grouped-ordering")
         self.groups = 0  # groups committed, and the orders in them: their ratio is the mean size
         self.grouped = 0
 
     def place(self, cmd: PlaceOrder, *, actor: Actor) -> Placement:
+        """Place from a thread, which waits for the answer (and may commit a group meanwhile)."""
         if self.bulk is None or needs_card_by_card([cmd]):
             return self._alone(cmd, actor)
-        request = _Request(cmd, actor)
-        with self._lock:
-            self._queue.append(request)
-            if not self._leading:
-                self._leading = request.leads = True
-        if not request.leads:
-            request.woken.wait()
+        woken = threading.Event()
+        request = _Request(cmd, actor, wake=woken.set, lead=woken.set)
+        if not self._join(request):
+            woken.wait()
         if not request.answered:  # woken to lead: the group starts with this request
             self._lead(self.bulk)
-        return self._answer(request)
+        placement = self._answer(request)
+        return self._alone(cmd, actor) if placement is None else placement
+
+    async def place_async(self, cmd: PlaceOrder, *, actor: Actor) -> Placement:
+        """Place from the event loop, waiting for the answer without holding a thread."""
+        if self.bulk is None or needs_card_by_card([cmd]):
+            return await to_thread.run_sync(self._alone, cmd, actor)
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future[None] = loop.create_future()
+        request = _Request(
+            cmd,
+            actor,
+            wake=partial(_resolve_from_any_thread, loop, answered),
+            lead=partial(self._lead_on_committer, self.bulk),
+        )
+        if self._join(request):
+            request.lead()
+        await answered
+        placement = self._answer(request)
+        if placement is None:
+            return await to_thread.run_sync(self._alone, cmd, actor)
+        return placement
+
+    def _lead_on_committer(self, bulk: Callable[[], BulkIntake]) -> None:
+        self._committer.submit(self._lead, bulk)
+
+    def _join(self, request: _Request) -> bool:
+        """Queue the request; whether it leads the next group, none being in progress."""
+        with self._lock:
+            self._queue.append(request)
+            if self._leading:
+                return False
+            self._leading = True
+            return True
 
     def _lead(self, bulk: Callable[[], BulkIntake]) -> None:
         with self._lock:
@@ -86,10 +131,9 @@ class GroupedOrdering:
             with self._lock:
                 for request in group:
                     request.answered = True
-                    request.woken.set()
+                    request.wake()
                 if self._queue:
-                    self._queue[0].leads = True
-                    self._queue[0].woken.set()
+                    self._queue[0].lead()
                 else:
                     self._leading = False
 
@@ -123,11 +167,12 @@ class GroupedOrdering:
                 for request, outcome in zip(members, outcomes, strict=True):
                     request.outcome = outcome
 
-    def _answer(self, request: _Request) -> Placement:
+    def _answer(self, request: _Request) -> Placement | None:
+        """The request's answer from its group; None when it must be placed alone."""
         if request.failure is not None:
             raise request.failure
         if request.alone or request.outcome is None:
-            return self._alone(request.cmd, request.actor)
+            return None
         outcome = request.outcome
         if outcome.error is not None:
             raise outcome.error
@@ -136,3 +181,13 @@ class GroupedOrdering:
 
     def _alone(self, cmd: PlaceOrder, actor: Actor) -> Placement:
         return place_order(cmd, uow=self.uow(), clock=self.clock, new_id=self.new_id, actor=actor)
+
+
+def _resolve_from_any_thread(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+    with suppress(RuntimeError):  # the loop is closed (the server stopped): nobody waits now
+        loop.call_soon_threadsafe(_resolve, future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():  # a cancelled request's order is still placed, as a thread's would be
+        future.set_result(None)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
+from anyio import to_thread
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -62,7 +64,7 @@ def _dry_run_answer(problems: list[Any]) -> JSONResponse:
     response_model=OperationAccepted,
     responses=ERRORS,
 )
-def order_card(
+async def order_card(
     issuer: CurrentIssuer,
     card_id: CardIdPath,
     body: CardOrderRequest,
@@ -70,12 +72,16 @@ def order_card(
     dry_run: DryRun = False,
 ) -> JSONResponse:
     """Order one card. Idempotent on `issuerRequestId`: a retry answers `Idempotent-Replayed: true`."""
+    # On the event loop: decrypting and sealing is work without I/O, and the order then waits
+    # for its group without a thread (services/grouped_ordering.py).
     command = to_command(
         body, issuer_id=issuer.issuer_id, card_id=card_id, keys=platform.intake_keys
     )
     if dry_run:
-        return _dry_run_answer(ordering.dry_run(command, uow=platform.reader()))
-    placement = platform.ordering.place(command, actor=actor_of(issuer))
+        check = partial(ordering.dry_run, command, uow=platform.reader())
+        problems = await to_thread.run_sync(check)
+        return _dry_run_answer(problems)
+    placement = await platform.ordering.place_async(command, actor=actor_of(issuer))
     headers = {"Idempotent-Replayed": "true"} if placement.replayed else {}
     return JSONResponse({"operationId": placement.operation_id}, status_code=202, headers=headers)
 
