@@ -44,12 +44,14 @@ class _HeldFirstGroup:
         self.platform, self.ordering = platform, ordering
         self.queued = 0
         self.opened = 0
+        self.released = False  # once it is, the queue may empty before anyone looks
 
     def __call__(self) -> SqlBulkIntake:
         self.opened += 1
         if self.opened == 1:
             ordering = self.ordering()
             _until(lambda: len(ordering._queue) >= self.queued)
+            self.released = True
         return self.intake()
 
     def intake(self) -> SqlBulkIntake:
@@ -76,7 +78,7 @@ def _place_together(
     _until(lambda: held.opened >= 1)
     for n, cmd in enumerate(rest, start=1):
         futures.append(pool.submit(ordering.place, cmd, actor=actor))
-        _until(lambda: len(ordering._queue) >= n)  # noqa: B023  in this order
+        _until(lambda: len(ordering._queue) >= n or held.released)  # noqa: B023  in this order
     pool.shutdown(wait=True)
     return futures
 
@@ -231,7 +233,7 @@ async def _place_together_async(
     await _eventually(lambda: held.opened >= 1)
     for n, cmd in enumerate(rest, start=1):
         tasks.append(asyncio.create_task(ordering.place_async(cmd, actor=actor)))
-        await _eventually(lambda: len(ordering._queue) >= n)  # noqa: B023  in this order
+        await _eventually(lambda: len(ordering._queue) >= n or held.released)  # noqa: B023  in this order
     await asyncio.wait(tasks, timeout=10)
     return tasks
 
@@ -285,7 +287,7 @@ def test_threads_and_coroutines_hand_the_next_group_to_each_other(
             else:
                 place = partial(ordering.place, cmd, actor=PLATFORM)
                 waiting.append(asyncio.wrap_future(threads.submit(place), loop=loop))
-            await _eventually(lambda: len(ordering._queue) >= n)  # noqa: B023
+            await _eventually(lambda: len(ordering._queue) >= n or held.released)  # noqa: B023
         return list(await asyncio.wait_for(asyncio.gather(first, *waiting), timeout=10))
 
     placements = asyncio.run(scenario())
@@ -310,7 +312,7 @@ def test_a_cancelled_coroutine_that_was_to_lead_leaves_no_queue_behind(platform:
         await _eventually(lambda: held.opened >= 1)
         for n, cmd in enumerate(commands[1:], start=1):
             tasks.append(asyncio.create_task(ordering.place_async(cmd, actor=PLATFORM)))
-            await _eventually(lambda: len(ordering._queue) >= n)  # noqa: B023
+            await _eventually(lambda: len(ordering._queue) >= n or held.released)  # noqa: B023
         tasks[1].cancel()  # the head of the next group: the one that would have led it
         await asyncio.wait(tasks, timeout=10)
         return tasks
