@@ -32,9 +32,9 @@ class Settings(BaseSettings):
     token_ttl: int = Field(default=900, ge=60, le=86_400)  # seconds
     token_issuer: str = "issuance"  # noqa: S105 (a name, not a secret)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # 1000 cards fit easily
-    # Threads serving the synchronous routes, per API process (anyio's default is 40). Orders
-    # waiting in these threads are committed together (services/grouped_ordering.py), so more
-    # threads make bigger groups under load; the database pool grows with them (db/engine.py).
+    # Threads serving the synchronous routes, per API process (anyio's default is 40); the
+    # database pool grows with them (db/engine.py). A single-card order holds none while it
+    # waits for its group (services/grouped_ordering.py).
     request_threads: int = Field(default=REQUEST_THREADS, ge=1, le=1000)
     public_base_url: str = "http://127.0.0.1:8000"
     log_json: bool | None = None  # None: JSON unless standard output is a terminal
