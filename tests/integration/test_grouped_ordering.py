@@ -58,6 +58,24 @@ class _HeldFirstGroup:
         return SqlBulkIntake(self.platform.engine)
 
 
+class _Losing(SqlBulkIntake):
+    """A group that another writer beat to a card: its commit collides."""
+
+    def commit(self) -> None:
+        self._session.rollback()
+        raise Collision("another writer took a card first")
+
+
+_DOWN = RuntimeError("database unavailable")
+
+
+class _Down(SqlBulkIntake):
+    """A group whose database is gone."""
+
+    def write(self, *_: Any) -> None:
+        raise _DOWN
+
+
 def _grouped(platform: Platform, bulk: Any) -> GroupedOrdering:
     return GroupedOrdering(
         uow=platform.uow, bulk=bulk, clock=platform.clock, new_id=platform.new_id
@@ -143,13 +161,8 @@ def test_each_order_of_a_group_gets_the_answer_it_would_get_alone(platform: Plat
 
 
 def test_a_group_that_collides_is_placed_order_by_order(platform: Platform) -> None:
-    class Losing(SqlBulkIntake):
-        def commit(self) -> None:
-            self._session.rollback()
-            raise Collision("another writer took a card first")
-
     held = _HeldFirstGroup(platform, lambda: ordering)
-    held.intake = lambda: Losing(platform.engine)  # type: ignore[method-assign]
+    held.intake = lambda: _Losing(platform.engine)  # type: ignore[method-assign]
     ordering = _grouped(platform, held)
     commands = [place_command(new_card_id(), f"req-{new_card_id()}") for _ in range(4)]
 
@@ -164,20 +177,14 @@ def test_a_group_that_collides_is_placed_order_by_order(platform: Platform) -> N
 def test_a_failing_database_fails_every_order_of_the_group_and_the_next_group_goes_on(
     platform: Platform,
 ) -> None:
-    down = RuntimeError("database unavailable")
-
-    class Down(SqlBulkIntake):
-        def write(self, *_: Any) -> None:
-            raise down
-
     held = _HeldFirstGroup(platform, lambda: ordering)
-    held.intake = lambda: Down(platform.engine)  # type: ignore[method-assign]
+    held.intake = lambda: _Down(platform.engine)  # type: ignore[method-assign]
     ordering = _grouped(platform, held)
     commands = [place_command(new_card_id(), f"req-{new_card_id()}") for _ in range(3)]
 
     futures = _place_together(ordering, held, commands[0], commands[1:])
 
-    assert [future.exception() for future in futures] == [down] * 3
+    assert [future.exception() for future in futures] == [_DOWN] * 3
     held.intake = lambda: SqlBulkIntake(platform.engine)  # type: ignore[method-assign]
     placement = ordering.place(place_command(new_card_id(), None), actor=PLATFORM)
     assert not placement.replayed  # no request is left leading a group forever
@@ -329,20 +336,9 @@ def test_a_cancelled_coroutine_that_was_to_lead_leaves_no_queue_behind(platform:
 def test_a_colliding_or_failing_group_answers_each_coroutine_as_a_thread(
     platform: Platform,
 ) -> None:
-    down = RuntimeError("database unavailable")
-
-    class Losing(SqlBulkIntake):
-        def commit(self) -> None:
-            self._session.rollback()
-            raise Collision("another writer took a card first")
-
-    class Down(SqlBulkIntake):
-        def write(self, *_: Any) -> None:
-            raise down
-
     collided = [place_command(new_card_id(), f"req-{new_card_id()}") for _ in range(3)]
     held = _HeldFirstGroup(platform, lambda: ordering)
-    held.intake = lambda: Losing(platform.engine)  # type: ignore[method-assign]
+    held.intake = lambda: _Losing(platform.engine)  # type: ignore[method-assign]
     ordering = _grouped(platform, held)
     tasks = asyncio.run(_place_together_async(ordering, held, collided[0], collided[1:]))
     assert len({t.result().operation_id for t in tasks}) == 3  # each placed alone
@@ -351,10 +347,10 @@ def test_a_colliding_or_failing_group_answers_each_coroutine_as_a_thread(
 
     failed = [place_command(new_card_id(), f"req-{new_card_id()}") for _ in range(3)]
     held = _HeldFirstGroup(platform, lambda: ordering)
-    held.intake = lambda: Down(platform.engine)  # type: ignore[method-assign]
+    held.intake = lambda: _Down(platform.engine)  # type: ignore[method-assign]
     ordering = _grouped(platform, held)
     tasks = asyncio.run(_place_together_async(ordering, held, failed[0], failed[1:]))
-    assert [t.exception() for t in tasks] == [down] * 3
+    assert [t.exception() for t in tasks] == [_DOWN] * 3
     held.intake = lambda: SqlBulkIntake(platform.engine)  # type: ignore[method-assign]
     later = asyncio.run(ordering.place_async(place_command(new_card_id(), None), actor=PLATFORM))
     assert not later.replayed

@@ -19,7 +19,6 @@ import httpx
 import pytest
 from joserfc.jwk import KeySet
 from sqlalchemy import Table, select
-from sqlalchemy import event as sqlalchemy_event
 
 from issuance.api.errors import schema_problems
 from issuance.db import bulk
@@ -40,6 +39,7 @@ from tests.factories import (
     new_card_id,
     order_body,
 )
+from tests.outbox import statements
 
 ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
@@ -422,27 +422,19 @@ def test_a_long_bulk_load_keeps_the_planner_statistics_up(
     every order once the table has grown with no statistics (autovacuum off, or behind)."""
     monkeypatch.setattr(bulk, "FIRST_ANALYZE", 3)
     monkeypatch.setattr(bulk, "ANALYZE_EVERY", 100)
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    sqlalchemy_event.listen(platform.engine, "before_cursor_execute", seen)
-    try:
-        jwks = platform.keys.public_jwks()
-        lines = [_item(jwks, new_card_id()) for _ in range(4)]
-        importer = _importer(
-            platform, "grow.jsonl", batch_size=2, bulk=bulk_intake_factory(platform.engine)
-        )
+    jwks = platform.keys.public_jwks()
+    lines = [_item(jwks, new_card_id()) for _ in range(4)]
+    importer = _importer(
+        platform, "grow.jsonl", batch_size=2, bulk=bulk_intake_factory(platform.engine)
+    )
+    with statements(platform.engine) as sent:
         for part in range(3):  # 12 orders in batches of 2: past 3 (at 4), 4 + 4, then 8 + 8
             path = _write(
                 tmp_path / f"grow-{part}.jsonl", [_item(jwks, new_card_id()) for _ in lines]
             )
             assert {r.result.value for r in _import(importer, path)} == {"ACCEPTED"}
-    finally:
-        sqlalchemy_event.remove(platform.engine, "before_cursor_execute", seen)
 
-    analyzed = [s for s in statements if s.startswith("ANALYZE")]
+    analyzed = [s.sql for s in sent if s.sql.startswith("ANALYZE")]
     if platform.engine.dialect.name == "postgresql":
         assert analyzed == ["ANALYZE orders, cards, events, deliveries, audit_log"] * 2
     else:
@@ -458,23 +450,15 @@ def test_each_issuer_is_analyzed_as_its_own_orders_double(
     monkeypatch.setattr(bulk, "FIRST_ANALYZE", 10)
     monkeypatch.setattr(bulk, "ANALYZE_EVERY", 40)
     statistics = bulk._Statistics(platform.engine)
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
 
     def analyzes(issuer_id: str, groups: int) -> int:
-        before = len(statements)
-        for _ in range(groups):
-            statistics.grew(issuer_id, 5)
-        return sum(s.startswith("ANALYZE") for s in statements[before:])
+        with statements(platform.engine) as sent:
+            for _ in range(groups):
+                statistics.grew(issuer_id, 5)
+        return sum(s.sql.startswith("ANALYZE") for s in sent)
 
-    sqlalchemy_event.listen(platform.engine, "before_cursor_execute", seen)
-    try:
-        # 5 at a time: at 10, 20, 40, then every 40 (80, 120, 160, 200)
-        assert analyzes("BANK-A", 40) == 7
-        assert analyzes("BANK-B", 2) == 1  # its own first, though the table is large
-        assert analyzes("BANK-A", 7) == 0  # 235, below 240
-        assert analyzes("BANK-A", 1) == 1
-    finally:
-        sqlalchemy_event.remove(platform.engine, "before_cursor_execute", seen)
+    # 5 at a time: at 10, 20, 40, then every 40 (80, 120, 160, 200)
+    assert analyzes("BANK-A", 40) == 7
+    assert analyzes("BANK-B", 2) == 1  # its own first, though the table is large
+    assert analyzes("BANK-A", 7) == 0  # 235, below 240
+    assert analyzes("BANK-A", 1) == 1
