@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Result, Select, String, Text, bindparam, cast, select, update
+from sqlalchemy import Integer, Result, Select, String, Text, bindparam, cast, select, update
 from sqlalchemy.orm import Session
 
 from issuance.db.models import (
@@ -44,6 +45,15 @@ _ISSUER_DOCUMENTS = select(
 _CENTRE_DOCUMENT = select(cast(PersonalizationCentreRow.config, Text)).where(
     PersonalizationCentreRow.centre_id == bindparam("centre_id", type_=String)
 )
+_STOCK_MOVE = (  # a negative change takes, only if that many units are left
+    update(StockLevelRow)
+    .where(
+        StockLevelRow.issuer_id == bindparam("issuer", type_=String),
+        StockLevelRow.stock_item_id == bindparam("item", type_=String),
+        StockLevelRow.quantity + bindparam("change", type_=Integer) >= 0,
+    )
+    .values(quantity=StockLevelRow.quantity + bindparam("change", type_=Integer))
+)
 
 
 class SqlStockRepository:
@@ -53,25 +63,30 @@ class SqlStockRepository:
         self.session = session
 
     def take(self, issuer_id: str, items: tuple[str, ...]) -> list[str]:
-        savepoint = self.session.begin_nested()
-        missing = [item for item in items if not self._take_one(issuer_id, item)]
-        if missing:
-            savepoint.rollback()
-        else:
-            savepoint.commit()
-        return missing
+        """One unit per item listed, or nothing: the items that ran short.
 
-    def _take_one(self, issuer_id: str, item: str) -> bool:
-        taken = self.session.execute(
-            update(StockLevelRow)
-            .where(
-                StockLevelRow.issuer_id == issuer_id,
-                StockLevelRow.stock_item_id == item,
-                StockLevelRow.quantity >= 1,
+        A shortfall gives back, in the same transaction, what this call took. A savepoint did
+        the same, but made the session flush at every card started: 35% of a production
+        report's import (bench/production_report.py). The statements are Core, on the
+        session's connection: they touch no row the session holds, so nothing to flush first.
+        """
+        connection = self.session.connection()
+        taken: list[tuple[str, int]] = []
+        missing: list[str] = []
+        for item, count in Counter(items).items():
+            moved = connection.execute(
+                _STOCK_MOVE, {"issuer": issuer_id, "item": item, "change": -count}
             )
-            .values(quantity=StockLevelRow.quantity - 1)
-        )
-        return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
+            if moved.rowcount == 1:
+                taken.append((item, count))
+            else:
+                missing.append(item)
+        if missing:
+            for item, count in taken:
+                connection.execute(
+                    _STOCK_MOVE, {"issuer": issuer_id, "item": item, "change": count}
+                )
+        return missing
 
     def replenish(self, issuer_id: str, item: str, quantity: int) -> int:
         row = self.session.get(StockLevelRow, (issuer_id, item), with_for_update=True)

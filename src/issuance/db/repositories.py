@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 
 from sqlalchemy import Row, Select, String, and_, bindparam, func, or_, select
@@ -152,6 +153,7 @@ class SqlOrderRepository:
         self.session = session
         self.retention = retention  # handed to every order it loads or adds
         self.seen: dict[str, tuple[Order, OrderRow]] = {}
+        self.cards: dict[tuple[str, str], list[str]] = {}  # preloaded cards: all their orders
 
     def track(self, row: OrderRow) -> Order:
         known = self.seen.get(row.operation_id)
@@ -192,6 +194,9 @@ class SqlOrderRepository:
         copy_state(order, row, order.start_time)
         self.session.add(row)
         self.seen[order.operation_id] = (order, row)
+        preloaded = self.cards.get((order.issuer_id, order.card_id))
+        if preloaded is not None:
+            preloaded.append(order.operation_id)
 
     def by_issuer_request_id(
         self, issuer_id: str, issuer_request_id: str
@@ -226,7 +231,27 @@ class SqlOrderRepository:
         row = known[1] if known else self.session.get(OrderRow, operation_id)
         return dict(row.request) if row is not None else {}
 
+    def preload_cards(self, cards: Collection[tuple[str, str]]) -> list[str]:
+        missing = sorted(set(cards) - self.cards.keys())
+        for issuer_id, same_issuer in groupby(missing, key=lambda pair: pair[0]):
+            card_ids = [card_id for _, card_id in same_issuer]
+            for start in range(0, len(card_ids), PRELOAD_CHUNK):
+                chunk = card_ids[start : start + PRELOAD_CHUNK]
+                self.cards.update(((issuer_id, card_id), []) for card_id in chunk)
+                for row in self.session.scalars(
+                    select(OrderRow).where(
+                        OrderRow.issuer_id == issuer_id, OrderRow.card_id.in_(chunk)
+                    )
+                ):
+                    self.track(row)
+                    self.cards[(issuer_id, row.card_id)].append(row.operation_id)
+        return [operation_id for card in set(cards) for operation_id in self.cards[card]]
+
     def latest_for_card(self, issuer_id: str, card_id: str) -> Order | None:
+        preloaded = self.cards.get((issuer_id, card_id))
+        if preloaded is not None:  # the query's order: in progress first, then the latest start
+            orders = (self.seen[operation_id][0] for operation_id in preloaded)
+            return max(orders, key=lambda o: (o.end_time is None, o.start_time), default=None)
         row = self.session.scalar(
             select(OrderRow)
             .where(OrderRow.issuer_id == issuer_id, OrderRow.card_id == card_id)

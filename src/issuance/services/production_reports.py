@@ -150,7 +150,9 @@ class ReportImporter:
             now = self.clock()  # one moment per transaction: its changes commit together
             named = [_operation_named(record) for record in records]
             operation_ids = [operation_id for operation_id in named if operation_id is not None]
+            cards = [card for card in map(_card_named, records) if card is not None]
             uow.orders.preload(operation_ids)  # one query each for the batch, not two a line
+            operation_ids += uow.orders.preload_cards(cards)  # lines that name the card
             uow.bureau_events.preload(operation_ids)
             results = [self._line(record, uow, now) for record in records]
             uow.commit()
@@ -204,6 +206,15 @@ class ReportImporter:
 def _operation_named(record: Record) -> str | None:
     named = record.body.get("operationId") if isinstance(record.body, dict) else None
     return named if isinstance(named, str) else None
+
+
+def _card_named(record: Record) -> tuple[str, str] | None:
+    """(issuerId, cardId) of a line naming its card without an operationId."""
+    body = record.body if isinstance(record.body, dict) else {}
+    issuer_id, card_id = body.get("issuerId"), body.get("cardId")
+    if body.get("operationId") is not None or not isinstance(issuer_id, str):
+        return None
+    return (issuer_id, card_id) if isinstance(card_id, str) else None
 
 
 def _safe(name: str) -> str:

@@ -58,6 +58,11 @@ class OrderRepository(Protocol):
         """Load these orders in one query, so `by_operation_id` finds them without another."""
         ...
 
+    def preload_cards(self, cards: Collection[tuple[str, str]]) -> list[str]:
+        """Load every order of these (issuer, card) pairs in one query per issuer, so that
+        `latest_for_card` answers them without another; their operation ids."""
+        ...
+
     def latest_for_card(self, issuer_id: str, card_id: str) -> Order | None:
         """The card's current order: the one in progress, else the most recent."""
         ...
