@@ -27,11 +27,12 @@ demo: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/issuance migrate
 
-## check: lint, format check, strict typing, architecture contracts
+## check: lint, format check, strict typing (bench/ and examples/ too), architecture contracts
 check: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy --strict src
+	$(BIN)/mypy --strict bench examples
 	$(BIN)/lint-imports
 
 ## test: every check, then every test (PostgreSQL ones when a server answers)
@@ -80,8 +81,8 @@ bench: $(STAMP)
 
 ## fmt: apply the formatter and the safe lint fixes
 fmt: $(STAMP)
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests bench examples
+	$(BIN)/ruff format src tests bench examples
 
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-* .pytest_cache .mypy_cache .ruff_cache

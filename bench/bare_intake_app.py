@@ -91,7 +91,8 @@ def connection() -> sqlite3.Connection:
         local.db.execute("PRAGMA journal_mode=WAL")
         local.db.execute("PRAGMA synchronous=NORMAL")
         local.db.execute("PRAGMA busy_timeout=30000")
-    return local.db
+    db: sqlite3.Connection = local.db
+    return db
 
 
 ORDERS_TABLE = (
@@ -111,7 +112,7 @@ async def order(
 ) -> JSONResponse:
     """Decrypt the card data, insert the order, answer 202, all on the event loop."""
     card = json.loads(
-        jwe.decrypt_compact(body["encryptedData"], KEYS, algorithms=ALGORITHMS).plaintext
+        jwe.decrypt_compact(body["encryptedData"], KEYS, algorithms=ALGORITHMS).plaintext or b""
     )
     operation_id = uuid.uuid4().hex
     row = (operation_id, issuer_id, card_id, json.dumps(body), card["pan"][-4:])
@@ -165,6 +166,7 @@ else:
     @app.get(STATUS)
     async def status_on_postgresql(issuer_id: str, card_id: str) -> JSONResponse:
         """The same read from the platform's orders table, on the event loop."""
+        assert reads is not None  # this route exists only then
         async with reads.connection() as db:
             cursor = await db.execute(
                 "SELECT operation_id, request FROM orders WHERE issuer_id = %s AND card_id = %s",

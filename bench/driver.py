@@ -82,7 +82,9 @@ class Load:
         if status.startswith("2"):
             latencies.append((time.perf_counter() - started) * 1000)
 
-    async def closed(self, concurrency: int, seconds: float) -> tuple[list[float], dict, float]:
+    async def closed(
+        self, concurrency: int, seconds: float
+    ) -> tuple[list[float], dict[str, int], float]:
         latencies: list[float] = []
         statuses: dict[str, int] = {}
         deadline = time.perf_counter() + seconds
@@ -95,7 +97,7 @@ class Load:
         await asyncio.gather(*(loop() for _ in range(concurrency)))
         return latencies, statuses, time.perf_counter() - started
 
-    async def open(self, rate: float, seconds: float) -> tuple[list[float], dict, float]:
+    async def open(self, rate: float, seconds: float) -> tuple[list[float], dict[str, int], float]:
         latencies: list[float] = []
         statuses: dict[str, int] = {}
         tasks: set[asyncio.Task[None]] = set()

@@ -25,8 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from import_file import _line  # type: ignore[import-not-found]  # bench/ is the script's path
-from joserfc.jwk import ECKey
+from import_file import _line, _secrets  # bench/ is the script's path
 
 from issuance.cli.config_file import SANDBOX_CONFIG, read_config
 from issuance.db.migrate import upgrade
@@ -100,9 +99,9 @@ def _bench(args: argparse.Namespace, work: Path) -> None:
 
     platform = Platform.build(Settings(database_url=url, keys_dir=work / "keys", sandbox=True))
     load_config(read_config(SANDBOX_CONFIG), uow=platform.uow())
-    key = ECKey.import_key(platform.keys.public_jwks()["keys"][0])
+    secrets = _secrets((0, args.cards, platform.keys.public_jwks()["keys"][0]))
     orders = work / "orders.jsonl"
-    orders.write_text("".join(_line(n, key) for n in range(args.cards)))
+    orders.write_text("".join(_line(n, secret) for n, secret in enumerate(secrets)))
     placed = [str(ISSUANCE), "orders", "import", str(orders), "--issuer", "DEMOBANK01", "--json"]
     subprocess.run(placed, env=env, capture_output=True, check=True)  # noqa: S603
     _prepare_all(platform)

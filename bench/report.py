@@ -122,8 +122,8 @@ def _cpu_per_notification(item: dict[str, Any]) -> float | None:
     receiver = drained.get("receiver_cpu_seconds")
     if item["per_call"] != 1 or worker is None or receiver is None:
         return None
-    others = receiver + (drained.get("database_cpu_seconds") or 0.0)
-    return float(worker) + others * 1e6 / drained["events"]
+    others = float(receiver) + float(drained.get("database_cpu_seconds") or 0.0)
+    return float(worker) + others * 1e6 / float(drained["events"])
 
 
 def scaling_lines(figures: list[dict[str, Any]]) -> list[str]:
@@ -152,7 +152,7 @@ def _against_the_faster(figures: dict[str, Any]) -> float:
     """An intake round's ratio to the faster of its ceilings: on PostgreSQL the bare endpoint
     inserts into SQLite and into PostgreSQL, and either may be the faster on a given day."""
     ratios = [figures.get(k) for k in ("ratio", "ratio_to_ceiling", "ratio_to_bare_postgresql")]
-    return min(r for r in ratios if r is not None)
+    return float(min(r for r in ratios if r is not None))
 
 
 def _met(median_ok: bool, rounds_ok: list[bool] | None = None) -> str:

@@ -27,15 +27,32 @@ ISSUER_ID = "DEMOBANK01"
 
 def main() -> None:
     with httpx.Client(base_url=BASE_URL, timeout=10) as http:
-        token = http.post(
-            "/authz/v1/oauth2/token",
-            data={"grant_type": "client_credentials", "client_id": "demobank01", "client_secret": "sandbox-secret-demobank01"},
-        ).raise_for_status().json()["access_token"]
+        token = (
+            http.post(
+                "/authz/v1/oauth2/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": "demobank01",
+                    "client_secret": "sandbox-secret-demobank01",
+                },
+            )
+            .raise_for_status()
+            .json()["access_token"]
+        )
         http.headers["Authorization"] = f"Bearer {token}"
 
-        key = ECKey.import_key(http.get("/.well-known/jwks.json").raise_for_status().json()["keys"][0])
-        card_data = {"pan": "4539910000000002", "exp": "2911", "name": "ADA LOVELACE", "cvv2": "123"}
-        encrypted = jwe.encrypt_compact({"alg": "ECDH-ES", "enc": "A256GCM", "kid": key.kid}, json.dumps(card_data), key)
+        key = ECKey.import_key(
+            http.get("/.well-known/jwks.json").raise_for_status().json()["keys"][0]
+        )
+        card_data = {
+            "pan": "4539910000000002",
+            "exp": "2911",
+            "name": "ADA LOVELACE",
+            "cvv2": "123",
+        }
+        encrypted = jwe.encrypt_compact(
+            {"alg": "ECDH-ES", "enc": "A256GCM", "kid": key.kid}, json.dumps(card_data), key
+        )
 
         card_id = f"card-{uuid.uuid4().hex[:12]}"
         order = {
@@ -43,13 +60,35 @@ def main() -> None:
             "consumerId": "consumer-42",
             "cardProductId": "DEMO-DEBIT",
             "issuerRequestId": f"req-{card_id}",
-            "services": {"issuance": "CREATION", "delivery": "laposte-lettre", "cardCarrier": "WELCOME-LETTER"},
+            "services": {
+                "issuance": "CREATION",
+                "delivery": "laposte-lettre",
+                "cardCarrier": "WELCOME-LETTER",
+            },
             "encryptedData": encrypted,
-            "paymentApplication": {"config": "VISA-DEBIT", "odaKeyIndex": "1", "derivationKeyIndex": "1"},
+            "paymentApplication": {
+                "config": "VISA-DEBIT",
+                "odaKeyIndex": "1",
+                "derivationKeyIndex": "1",
+            },
             "shipment": {
                 "type": "INDIVIDUAL",
-                "deliveryAddress": {"firstName": "Ada", "lastName": "Lovelace", "line1": "10 Rue de Rivoli", "zipCode": "75001", "city": "Paris", "countryCode": "FR"},
-                "individualAddress": {"firstName": "Ada", "lastName": "Lovelace", "line1": "10 Rue de Rivoli", "zipCode": "75001", "city": "Paris", "countryCode": "FR"},
+                "deliveryAddress": {
+                    "firstName": "Ada",
+                    "lastName": "Lovelace",
+                    "line1": "10 Rue de Rivoli",
+                    "zipCode": "75001",
+                    "city": "Paris",
+                    "countryCode": "FR",
+                },
+                "individualAddress": {
+                    "firstName": "Ada",
+                    "lastName": "Lovelace",
+                    "line1": "10 Rue de Rivoli",
+                    "zipCode": "75001",
+                    "city": "Paris",
+                    "countryCode": "FR",
+                },
             },
         }
         if BODY_ONLY:
@@ -59,8 +98,16 @@ def main() -> None:
         first = http.post(path, json=order)
         print("order:", first.status_code, first.json())
         again = http.post(path, json=order)
-        print("retry:", again.status_code, again.json(), "replayed:", again.headers.get("Idempotent-Replayed"))
-        status = http.get(f"/banking/v1/issuers/{ISSUER_ID}/physicalCards/{card_id}/productionStatus")
+        print(
+            "retry:",
+            again.status_code,
+            again.json(),
+            "replayed:",
+            again.headers.get("Idempotent-Replayed"),
+        )
+        status = http.get(
+            f"/banking/v1/issuers/{ISSUER_ID}/physicalCards/{card_id}/productionStatus"
+        )
         print("status:", status.status_code, json.dumps(status.json(), indent=2))
 
 
