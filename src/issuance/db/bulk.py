@@ -10,27 +10,18 @@ rows are exactly the per-card path's: tests/integration/test_order_import_bulk.p
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
-from functools import lru_cache
 from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy import (
-    JSON,
     Connection,
     Engine,
-    Integer,
     String,
-    Table,
-    Text,
     bindparam,
-    cast,
-    func,
-    insert,
     select,
     text,
     update,
@@ -39,11 +30,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
-from issuance.db.arrays import unnested
+from issuance.db.bulk_rows import (
+    AUDIT,
+    CARDS,
+    DELIVERIES,
+    EVENTS,
+    ORDERS,
+    Journaled,
+    draw_event_ids,
+    insert_rows,
+    write_journal,
+)
 from issuance.db.config_repositories import SqlConfigRepository
-from issuance.db.feed import current_txid
-from issuance.db.models import AuditRow, Base, CardRow, DeliveryRow, EventRow, OrderRow
-from issuance.db.outbox import DeliveryStatus
 from issuance.db.unit_of_work import sqlite_writer_lock
 from issuance.domain.audit import AuditEntry
 from issuance.domain.centres import PersonalizationCentre
@@ -56,17 +54,6 @@ _CHUNK = 500  # keys per IN (...) list: well under every driver's bound-paramete
 FIRST_ANALYZE = 500  # an issuer's orders written in bulk before its first ANALYZE (PostgreSQL)
 ANALYZE_EVERY = 50_000  # then its count doubles between two ANALYZEs, up to this many orders
 
-
-def _table(model: type[Base]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-ORDERS, EVENTS, DELIVERIES, AUDIT, CARDS = (
-    _table(m) for m in (OrderRow, EventRow, DeliveryRow, AuditRow, CardRow)
-)
-_TABLES = {t.name: t for t in (ORDERS, EVENTS, DELIVERIES, AUDIT, CARDS)}
 
 # Built once: building a statement and its cache key costs more than running it (84 µs against
 # 24 µs for the key look-up, on SQLite), and a group of one order (services/grouped_ordering.py)
@@ -95,49 +82,6 @@ _RAISED_COUNTERS = (
     .where(_c.issuer_id == bindparam("i"), _c.card_id == bindparam("c"))
     .values(last_sequence=bindparam("s"), last_txid=bindparam("t"))
 )
-_DRAWN_EVENT_IDS = select(  # PostgreSQL: the next event ids, with this transaction's id
-    func.nextval(func.pg_get_serial_sequence("events", "event_id")), current_txid()
-).select_from(func.generate_series(1, bindparam("count", type_=Integer)))
-_LAST_EVENT_ID = select(func.max(EVENTS.c.event_id))
-_INSERTS = {t.name: insert(t) for t in (ORDERS, EVENTS, DELIVERIES, AUDIT, CARDS)}  # executemany
-
-
-class _Unnested:
-    """PostgreSQL: a table's rows inserted from one array per column, in one statement.
-
-    A group's inserts as executemanys were 7% of the API's samples holding the GIL at
-    saturation (py-spy), in psycopg's per-row pipeline (db/arrays.py). Unnested, a file import
-    of 20,000 lines went from 422-449 to 377-393 µs of CPU per card, single-card intake from
-    1.59 to 1.54 ms per order (means of 5 runs; bench/). JSON goes as text and is cast on the
-    server: a JSON array's elements cannot be typed one by one.
-    """
-
-    def __init__(self, table: Table, names: Sequence[str]) -> None:
-        kinds = {name: table.c[name].type for name in names}
-        self._json = [name for name, kind in kinds.items() if isinstance(kind, JSON)]
-        rows = unnested({name: _element(kind) for name, kind in kinds.items()})
-        self.statement = insert(table).from_select(
-            list(names),
-            select(*(cast(rows.c[n], kinds[n]) if n in self._json else rows.c[n] for n in names)),
-        )
-        self._names = list(names)
-
-    def columns(self, rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
-        """The rows, as the arrays the statement unnests."""
-        columns = {name: [row[name] for row in rows] for name in self._names}
-        for name in self._json:  # as SQLAlchemy's JSON type writes them: None is JSON null
-            columns[name] = [json.dumps(value) for value in columns[name]]
-        return columns
-
-
-@lru_cache(maxsize=16)
-def _unnested(table: str, names: tuple[str, ...]) -> _Unnested:
-    return _Unnested(_TABLES[table], names)
-
-
-def _element(kind: Any) -> Any:
-    """The type of an array's elements for a column of type `kind`."""
-    return Text() if isinstance(kind, (JSON, String)) else kind
 
 
 class SqlBulkIntake:
@@ -199,25 +143,22 @@ class SqlBulkIntake:
         try:
             if orders:
                 now = datetime.now(UTC)
-                ids, txid = self._event_ids(len(orders))
+                ids, txid = draw_event_ids(self._connection, len(orders))
                 sequences = self._sequences(orders, txid)
-                self._insert(ORDERS, [_order_values(new) for new in orders])
+                insert_rows(self._connection, ORDERS, [_order_values(new) for new in orders])
                 self._written[orders[0].order.issuer_id] += len(orders)
-                self._journal(orders, sequences, ids, now)
+                journaled = [
+                    Journaled(new.order, [numbers], new.endpoints)
+                    for new, numbers in zip(orders, sequences, strict=True)
+                ]
+                write_journal(self._connection, journaled, ids, now)
+                for new in orders:
+                    new.order.events.clear()
             if audit:
-                self._insert(AUDIT, [_audit_values(e) for e in audit])
+                insert_rows(self._connection, AUDIT, [_audit_values(e) for e in audit])
         except IntegrityError as error:
             self._session.rollback()
             raise Collision(str(error.orig)) from None
-
-    def _insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        """The rows, all with the same keys: unnested on PostgreSQL, an executemany on SQLite
-        (its executemany loops in C, in process: as cheap as one statement)."""
-        if self._connection.dialect.name == "postgresql":
-            unnested = _unnested(table.name, tuple(rows[0]))
-            self._connection.execute(unnested.statement, unnested.columns(rows))
-        else:
-            self._connection.execute(_INSERTS[table.name], rows)
 
     def commit(self) -> None:
         written, self._written = self._written, Counter()
@@ -267,69 +208,10 @@ class SqlBulkIntake:
                 )
             sequences.append(assigned)
         if fresh:
-            self._insert(CARDS, fresh)
+            insert_rows(self._connection, CARDS, fresh)
         if raised:
             self._connection.execute(_RAISED_COUNTERS, raised)
         return sequences
-
-    def _event_ids(self, count: int) -> tuple[list[int], int]:
-        """The ids the events would get one insert at a time, taken at once; the txid (0 on SQLite).
-
-        An `INSERT … RETURNING` of a thousand rows is one huge statement that psycopg parses
-        again for every batch (most of the write's time); plain `executemany` with the ids
-        already known is not. PostgreSQL: drawn from the column's sequence. SQLite: the next
-        rowids, which no one else can take while this transaction holds the write lock. The
-        transaction's id comes with the draw: one round trip fewer for every group of orders.
-        """
-        if self._connection.dialect.name == "postgresql":
-            drawn = self._connection.execute(_DRAWN_EVENT_IDS, {"count": count}).all()
-            return sorted(int(i) for i, _ in drawn), int(drawn[0][1])
-        last = self._connection.scalar(_LAST_EVENT_ID) or 0
-        return list(range(int(last) + 1, int(last) + 1 + count)), 0
-
-    def _journal(
-        self,
-        orders: Sequence[NewOrder],
-        sequences: list[tuple[int, int]],
-        ids: list[int],
-        now: datetime,
-    ) -> None:
-        """One event per order and one delivery per notification endpoint, in line order."""
-        events: list[dict[str, Any]] = []
-        for new, (sequence, txid), event_id in zip(orders, sequences, ids, strict=True):
-            event = new.order.events[0]
-            events.append(
-                {
-                    "event_id": event_id,
-                    "issuer_id": new.order.issuer_id,
-                    "card_id": new.order.card_id,
-                    "operation_id": new.order.operation_id,
-                    "sequence": sequence,
-                    "event_type": event.kind.value,
-                    "payload": {**event.operation, "sequence": sequence},
-                    "occurred_at": event.occurred_at,
-                    "recorded_at": now,
-                    "txid": txid,
-                }
-            )
-        self._insert(EVENTS, events)
-        deliveries = [
-            {
-                "event_id": event_id,
-                "issuer_id": new.order.issuer_id,
-                "endpoint_id": endpoint_id,
-                "card_id": new.order.card_id,
-                "status": DeliveryStatus.PENDING.value,
-                "attempts": 0,
-                "next_attempt_at": now,
-            }
-            for new, event_id in zip(orders, ids, strict=True)
-            for endpoint_id in new.endpoints
-        ]
-        for new in orders:
-            new.order.events.clear()
-        if deliveries:
-            self._insert(DELIVERIES, deliveries)
 
 
 def bulk_intake_factory(engine: Engine) -> Callable[[], SqlBulkIntake]:
