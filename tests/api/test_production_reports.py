@@ -135,6 +135,16 @@ def test_a_report_advances_many_orders_and_refuses_each_bad_line_with_its_code(
             "CARD_NOT_FOUND",
             "cardId",
         ),
+        (  # a NUL, which PostgreSQL refuses in any text: looked up, it would fail the batch
+            {"operationId": "op\u0000x", "event": "DONE", "at": _at(platform, 5)},
+            "FIELD_INVALID_FORMAT",
+            "operationId",
+        ),
+        (
+            {"cardId": "card\u0000x", **by_card, "event": "DONE", "at": _at(platform, 5)},
+            "FIELD_INVALID_FORMAT",
+            "cardId",
+        ),
         ({"cardId": idle, "event": "STARTED", "at": _at(platform, 5)}, "FIELD_MISSING", "issuerId"),
         (
             {"cardId": idle, **by_card, "event": "PRINTED", "at": _at(platform, 5)},
@@ -170,12 +180,12 @@ def test_a_report_advances_many_orders_and_refuses_each_bad_line_with_its_code(
 
     summary, results = run_report(report)
 
-    assert (summary["lines"], summary["applied"], summary["refused"]) == (17, 7, 10)
+    assert (summary["lines"], summary["applied"], summary["refused"]) == (19, 7, 12)
     assert [r["result"] for r in results[:7]] == ["APPLIED"] * 7
     assert [(r["result"], r.get("errorCode"), r.get("field")) for r in results[7:]] == [
         ("REFUSED", code, field) for _, code, field in bad
     ]
-    assert [r["line"] for r in results] == list(range(1, 18))
+    assert [r["line"] for r in results] == list(range(1, 20))
     assert "4539910000000002" not in Path(summary["report"]).read_text()
     final = issuer.operation(shipped)
     assert final["details"]["status"] == "CARD_SHIPPED"
@@ -206,7 +216,7 @@ def test_a_report_advances_many_orders_and_refuses_each_bad_line_with_its_code(
     events = _events(platform)
     again, results_again = run_report(report)  # the same file, once more
 
-    assert (again["applied"], again["alreadyApplied"], again["refused"]) == (0, 7, 10)
+    assert (again["applied"], again["alreadyApplied"], again["refused"]) == (0, 7, 12)
     assert [r["result"] for r in results_again[:7]] == ["ALREADY_APPLIED"] * 7
     assert _events(platform) == events
     assert issuer.operation(shipped) == final

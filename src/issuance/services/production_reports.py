@@ -19,9 +19,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TypeGuard
 
 from pydantic import ValidationError
 
+from issuance.contract.common import CARD_ID_PATTERN, ISSUER_ID_PATTERN, OPERATION_ID_PATTERN
 from issuance.contract.production_reports import BureauEvent, ReportLine
 from issuance.domain.audit import Actor
 from issuance.domain.errors import DomainError, InvalidRequest, NotFound, Problem
@@ -31,6 +33,9 @@ from issuance.services.unit_of_work import Collision, UnitOfWork
 from issuance.services.workflow import Action, Clock, apply_action
 
 SchemaProblems = Callable[[ValidationError], list[Problem]]
+_OPERATION_ID, _CARD_ID, _ISSUER_ID = (
+    re.compile(p) for p in (OPERATION_ID_PATTERN, CARD_ID_PATTERN, ISSUER_ID_PATTERN)
+)
 ACTIONS = {
     BureauEvent.STARTED: Action.START,
     BureauEvent.DONE: Action.COMPLETE,
@@ -204,17 +209,24 @@ class ReportImporter:
 
 
 def _operation_named(record: Record) -> str | None:
+    """The line's operationId, to read ahead; none unless well formed (a NUL byte, say, would
+    fail the batch's read on PostgreSQL: the line itself is refused by its validation)."""
     named = record.body.get("operationId") if isinstance(record.body, dict) else None
-    return named if isinstance(named, str) else None
+    return named if _matches(named, _OPERATION_ID) else None
 
 
 def _card_named(record: Record) -> tuple[str, str] | None:
-    """(issuerId, cardId) of a line naming its card without an operationId."""
+    """(issuerId, cardId) of a line naming its card without an operationId, well formed."""
     body = record.body if isinstance(record.body, dict) else {}
     issuer_id, card_id = body.get("issuerId"), body.get("cardId")
-    if body.get("operationId") is not None or not isinstance(issuer_id, str):
-        return None
-    return (issuer_id, card_id) if isinstance(card_id, str) else None
+    by_card = body.get("operationId") is None
+    if by_card and _matches(issuer_id, _ISSUER_ID) and _matches(card_id, _CARD_ID):
+        return issuer_id, card_id
+    return None
+
+
+def _matches(value: object, pattern: re.Pattern[str]) -> TypeGuard[str]:
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
 
 
 def _safe(name: str) -> str:
