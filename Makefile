@@ -47,8 +47,8 @@ soak: $(STAMP)
 ## bench: delivery throughput and lag next to the raw POST ceiling (SQLite, then PostgreSQL at
 ## ISSUANCE_BENCH_DATABASE_URL); the worker's POST path without a database; claims behind a backlog, before and after parking; order intake (SQLite; PostgreSQL with 1 and 2 API processes),
 ## status with a million orders (SQLite, PostgreSQL), and a file import of IMPORT_LINES lines
-## (default 1,000,000) next to an executemany of its rows; each next to its ceiling measured in the
-## same run; writes bench/results/*.json and bench/RESULTS.md. Intake takes ~4 minutes a run
+## (default 1,000,000) next to an executemany of its rows, each next to its ceiling measured in the
+## same run; and a bureau's production report of 30,000 lines (SQLite, PostgreSQL); writes bench/results/*.json and bench/RESULTS.md. Intake takes ~4 minutes a run
 ## (three rounds; ~7 on PostgreSQL, with its second ceiling), status ~6 a run on a quiet machine
 ## (seeding a million orders is most of it).
 BENCH_PG ?= $${ISSUANCE_BENCH_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/bench_delivery}
@@ -56,6 +56,7 @@ BENCH_PG_CLAIMS ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_claims
 BENCH_PG_INTAKE ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_intake
 BENCH_PG_STATUS ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_status
 BENCH_PG_IMPORT ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_import
+BENCH_PG_REPORT ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_report
 IMPORT_LINES ?= 1000000
 bench: $(STAMP)
 	for run in "sqlite 1 1" "sqlite 2 1" "sqlite 1 10" "postgresql 1 1" "postgresql 2 1" "postgresql 1 10"; do \
@@ -77,6 +78,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/import_file.py $(IMPORT_LINES) --json bench/results/import-sqlite.json
 	$(BIN)/python bench/import_file.py $(IMPORT_LINES) --database-url $(BENCH_PG_IMPORT) \
 		--json bench/results/import-postgresql.json
+	$(BIN)/python bench/production_report.py 10000 --json bench/results/report-sqlite.json
+	$(BIN)/python bench/production_report.py 10000 --database-url $(BENCH_PG_REPORT) \
+		--json bench/results/report-postgresql.json
 	$(BIN)/python bench/report.py
 
 ## fmt: apply the formatter and the safe lint fixes
