@@ -245,7 +245,12 @@ def measure(
         {**spec, "phases": [{"mode": "closed", "concurrency": 16, "seconds": 3}]}, directory
     )
     saturation = {"mode": "closed", "concurrency": args.concurrency, "seconds": args.seconds}
+    groups_before = grouping(base)
     [saturated] = drive({**spec, "phases": [saturation]}, directory, server)
+    groups_after = grouping(base)
+    if groups_before and groups_after and groups_after[0] > groups_before[0]:
+        groups = groups_after[0] - groups_before[0]
+        saturated["mean_group_size"] = round((groups_after[1] - groups_before[1]) / groups, 1)
     rate = max(1.0, round(saturated["per_second"] / 2, 1))
     [half] = drive(
         {**spec, "phases": [{"mode": "open", "rate": rate, "seconds": args.seconds}]},
@@ -260,12 +265,27 @@ def measure(
     return {"warm_up": warm, "saturation": saturated, "half_load": half, "quiet": quiet}
 
 
+def grouping(base: str) -> tuple[float, float] | None:
+    """The platform's (order groups, orders in them) so far, from /metrics (None elsewhere).
+    With several API processes, those of the process that answers."""
+    answer = httpx.get(f"{base}/metrics")
+    if answer.status_code != 200:
+        return None
+    counted = dict.fromkeys(("issuance_order_groups_total", "issuance_grouped_orders_total"), 0.0)
+    for line in answer.text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in counted:
+            counted[name] = float(value)
+    return counted["issuance_order_groups_total"], counted["issuance_grouped_orders_total"]
+
+
 def figures_of(run: dict[str, Any], cpu: float) -> dict[str, Any]:
     saturation = run["saturation"]
     return {
         "orders_per_second": saturation["per_second"],
         "server_cpu_ms_per_order": saturation["server_cpu_ms_per_request"],
         "server_cores_at_saturation": saturation["server_cores"],
+        "mean_group_size_at_saturation": saturation.get("mean_group_size"),
         "driver_cpu_seconds_at_saturation": saturation["driver_cpu_seconds"],
         "server_cores_at_half": run["half_load"]["server_cores"],
         "saturation_p50_ms": run["saturation"]["p50_ms"],

@@ -65,3 +65,20 @@ def test_delivery_latency_is_a_histogram_of_the_delivering_process(
     assert after[lag] - before.get(lag, 0) == 2  # one lag per state change
     assert after[delivered] - before.get(delivered, 0) == 2
     assert after["issuance_delivery_post_seconds_bucket[('le', '+Inf')]"] == after[posts]
+
+
+def test_single_card_orders_are_counted_with_the_groups_that_placed_them(
+    http: httpx.Client,
+) -> None:
+    def grouped() -> tuple[float, float]:
+        samples = _samples(http)
+        return samples[("issuance_order_groups_total", "")], samples[
+            ("issuance_grouped_orders_total", "")
+        ]
+
+    groups, orders = grouped()
+    issuer = IssuerClient(http)
+    for _ in range(3):  # one after the other: each commits in a group of its own
+        assert issuer.order(new_card_id(), order_body(issuer.encrypt())).status_code == 202
+
+    assert grouped() == (groups + 3, orders + 3)

@@ -3,7 +3,7 @@
 Reading the outbox rather than counting in memory means every API and worker process reports
 the same figures, and a restart loses none. Latency histograms are the exception: they are
 counted by the process that delivers (this one when `serve` delivers; `issuance worker
---metrics-port` serves a worker's).
+--metrics-port` serves a worker's); so are the order groups, by the API process that answers.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from fastapi import APIRouter, Response
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from issuance.api.deps import PlatformDep
@@ -57,9 +57,30 @@ class OutboxCollector(Collector):
         )
 
 
+class GroupedOrderingCollector(Collector):
+    """Single-card orders committed in groups by this process (services/grouped_ordering.py):
+    orders over groups is the mean group size, which grows with the load."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.ordering = platform.ordering
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "issuance_order_groups",
+            "Transactions that placed single-card orders together, in this process",
+            value=self.ordering.groups,
+        )
+        yield CounterMetricFamily(
+            "issuance_grouped_orders",
+            "Single-card orders placed in those transactions",
+            value=self.ordering.grouped,
+        )
+
+
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 def metrics(platform: PlatformDep) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(OutboxCollector(platform))
+    registry.register(GroupedOrderingCollector(platform))
     exposition = generate_latest(registry) + generate_latest(delivery_metrics.REGISTRY)
     return Response(exposition, media_type="text/plain; version=0.0.4; charset=utf-8")
