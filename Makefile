@@ -68,6 +68,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/claims.py --json bench/results/claims-sqlite.json
 	$(BIN)/python bench/claims.py --database-url $(BENCH_PG_CLAIMS) --json bench/results/claims-postgresql.json
 	$(BIN)/python bench/intake.py --json bench/results/intake-sqlite-p1.json
+	$(BIN)/python bench/intake_stages.py --json bench/results/stages-sqlite.json
+	$(BIN)/python bench/intake_stages.py --database-url $(BENCH_PG_INTAKE) \
+		--json bench/results/stages-postgresql.json
 	for processes in 1 2; do \
 		$(BIN)/python bench/intake.py --database-url $(BENCH_PG_INTAKE) --api-processes $$processes \
 			--json bench/results/intake-postgresql-p$$processes.json || exit 1; \

@@ -289,9 +289,10 @@ def intake_rows(figures: list[dict[str, Any]]) -> list[str]:
         "| database | API processes | orders/s | bare orders/s | ratio | p50 / p99 ms at half "
         "(rate) | bare p50 / p99 ms at half | server CPU ms per order (platform / bare) "
         "| server cores used at saturation (platform / bare) | driver CPU s at saturation (platform run / bare run) "
+        "| orders per group at saturation (one process) "
         "| load average, 1 min (start → end) | bare on PostgreSQL orders/s (ratio; CPU ms per "
         "order) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for item in figures:
         ours, bare = item["platform"], item["bare_endpoint"]
@@ -309,6 +310,7 @@ def intake_rows(figures: list[dict[str, Any]]) -> list[str]:
             f"{_cell(bare.get('server_cores_at_saturation'))} "
             f"| {_cell(ours.get('driver_cpu_seconds_at_saturation'))} / "
             f"{_cell(bare.get('driver_cpu_seconds_at_saturation'))} "
+            f"| {_cell(ours.get('mean_group_size_at_saturation'))} "
             f"| {_load(load)} "
             + (
                 f"| {same_database['orders_per_second']:,.0f} "
@@ -448,6 +450,24 @@ def production_report_rows(figures: list[dict[str, Any]]) -> list[str]:
     return rows
 
 
+def intake_stage_rows(figures: list[dict[str, Any]]) -> list[str]:
+    rows = [
+        "| database | `json.loads` (both) | body validation | JWE decryption alone (both) "
+        "| `to_command` (decrypt, check, fingerprint, seal) | the ceiling's insert "
+        "| group transaction, per order, groups of 1 / 8 / 16 / 32 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for item in figures:
+        stage = item["cpu_ms_per_order"]
+        groups = " / ".join(str(v) for v in stage["group_transaction"].values())
+        rows.append(
+            f"| {item['database']} | {stage['json_loads']} | {stage['validate_body']} "
+            f"| {stage['decrypt_alone']} | {stage['to_command']} | {stage['bare_insert']} "
+            f"| {groups} |"
+        )
+    return rows
+
+
 def load(pattern: str) -> list[dict[str, Any]]:
     return [json.loads(path.read_text()) for path in sorted((HERE / "results").glob(pattern))]
 
@@ -562,18 +582,29 @@ def main() -> None:
             "",
             *intake_rows(load("intake-*.json")),
             "",
-            "Why the target is out of reach as things stand (figures of 249458f): at saturation",
-            "one API process is bound by one core (1.06 cores used), so its rate is about one over",
-            "its CPU per order, 1.33 ms against the ceiling's 0.49; 0.6x the ceiling would allow",
-            "0.85 ms. Both pay the HTTP stack and the ECDH-ES decryption. What only the platform",
-            "pays, in a py-spy sample of the process at saturation (`--gil`): validating the body",
-            "and the token (FastAPI's dependencies, about 12% of the samples); checking, sealing",
-            "and fingerprinting the card data (about 13%); the group's transaction (idempotency",
-            "and in-progress look-ups, then order, journal event, outbox delivery and audit rows:",
-            "about 16%); our middleware and access log (about 5%). That is about 0.6 ms an order,",
-            "more than the ceiling's whole order. Two API processes scale (1.33x one) since",
-            "249458f: before it, PostgreSQL looked up a fresh database's first 10,000 orders by",
-            "scanning (db/bulk.py `_Statistics`).",
+            "Why the target is out of reach as things stand: at saturation one API process is",
+            "bound by one core (1.05 cores used), so its rate is about one over its CPU per order:",
+            "1.3-1.8 ms for the platform against 0.5 ms for the ceiling, whose 0.6x leaves the",
+            "platform about 0.35 ms of CPU per order beyond what the ceiling spends. Both pay the",
+            "HTTP stack, `json.loads` and the ECDH-ES decryption. What only the platform pays, in",
+            "process and without HTTP (`bench/intake_stages.py`, ms of CPU per order):",
+            "",
+            *intake_stage_rows(load("stages-*.json")),
+            "",
+            "Validating the body, checking, fingerprinting and sealing the card data (`to_command`",
+            "less the decryption), and the group's transaction at the group size seen at",
+            "saturation (the intake table: about 15 orders a group on PostgreSQL, 30 on SQLite),",
+            "less the ceiling's insert, come to about 0.4 ms on PostgreSQL and 0.3 ms on SQLite:",
+            "the whole budget, before the token check, FastAPI's dependencies, our middleware and",
+            "access log and the hand-offs between the event loop and the group's thread, which",
+            "py-spy puts at another 0.2-0.3 ms (about 12% of the samples for validation and",
+            "dependencies, 5% for middleware and log, at saturation, `--gil`). A group's",
+            "transaction costs about 2.4 ms of client CPU on PostgreSQL, plus about 0.1 ms an",
+            "order (a dozen statements through SQLAlchemy and psycopg, then a row per table and",
+            "order): under load it is shared, and the groups are as large as what arrives while",
+            "one commits. Two API processes scale",
+            "(1.33x one) since 249458f: before it, PostgreSQL looked up a fresh database's first",
+            "10,000 orders by scanning (db/bulk.py `_Statistics`).",
             "",
             "At a quiet 20 orders/s (open loop, evenly spaced) no group forms: each order is",
             "decrypted, checked and committed alone, a dozen statements (services/",
