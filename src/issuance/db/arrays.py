@@ -3,7 +3,7 @@
 An `executemany` sends and processes each row on its own in psycopg's pipeline; a statement
 over `unnest(…)` of one bound array per column is one statement whatever the number of rows,
 with each column dumped in one go, in binary (db/engine.py `_bind_lists_in_binary`). Settling
-deliveries (db/outbox.py) and inserting a group of orders (db/bulk.py) both write this way.
+deliveries (db/outbox.py) and writing many rows at once (db/bulk_rows.py) both work this way.
 """
 
 from __future__ import annotations
