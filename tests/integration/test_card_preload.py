@@ -98,6 +98,10 @@ def test_a_preloaded_card_follows_the_unit_of_work_changes(platform: Platform) -
         assert uow.orders.latest_for_card(DEMO, cards["one"]) is current
         uow.commit()
 
+        after_commit = uow.orders.latest_for_card(DEMO, cards["ended"])  # read again
+        assert after_commit is not None
+        assert after_commit.operation_id == f"op3-{cards['ended']}"
+
     with platform.reader() as uow:
         for card_id, expected in ((cards["ended"], "op3"), (cards["one"], "op1")):
             found = uow.orders.latest_for_card(DEMO, card_id)

@@ -155,6 +155,11 @@ class SqlOrderRepository:
         self.seen: dict[str, tuple[Order, OrderRow]] = {}
         self.cards: dict[tuple[str, str], list[str]] = {}  # preloaded cards: all their orders
 
+    def forget(self) -> None:
+        """After a commit or a rollback: what was loaded is read again when asked for."""
+        self.seen.clear()
+        self.cards.clear()
+
     def track(self, row: OrderRow) -> Order:
         known = self.seen.get(row.operation_id)
         if known is not None:

@@ -137,11 +137,11 @@ class SqlUnitOfWork:
             self.session.rollback()
             raise Collision("the order was changed by another transaction") from None
         finally:
-            self.orders.seen.clear()
+            self.orders.forget()
 
     def rollback(self) -> None:
         self.session.rollback()
-        self.orders.seen.clear()
+        self.orders.forget()
 
     def _audit_purge(self, order: Order, row: OrderRow) -> None:
         """The destruction of an order's sensitive data is audited with it."""
