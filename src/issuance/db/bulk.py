@@ -37,6 +37,7 @@ from issuance.db.bulk_rows import (
     EVENTS,
     ORDERS,
     Journaled,
+    audit_values,
     draw_event_ids,
     insert_rows,
     write_journal,
@@ -155,7 +156,7 @@ class SqlBulkIntake:
                 for new in orders:
                     new.order.events.clear()
             if audit:
-                insert_rows(self._connection, AUDIT, [_audit_values(e) for e in audit])
+                insert_rows(self._connection, AUDIT, [audit_values(e) for e in audit])
         except IntegrityError as error:
             self._session.rollback()
             raise Collision(str(error.orig)) from None
@@ -297,18 +298,4 @@ def _order_values(new: NewOrder) -> dict[str, Any]:
         "sensitive_data_purged_at": order.sensitive_data_purged_at,
         "updated_at": order.updated_at or order.start_time,
         "version": 1,  # the ORM's version counter starts at 1
-    }
-
-
-def _audit_values(entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "at": entry.at,
-        "actor_kind": entry.actor.kind.value,
-        "actor_id": entry.actor.actor_id,
-        "actor_issuer_id": entry.actor.issuer_id,
-        "action": entry.action,
-        "issuer_id": entry.issuer_id,
-        "card_id": entry.card_id,
-        "operation_id": entry.operation_id,
-        "detail": entry.detail,
     }

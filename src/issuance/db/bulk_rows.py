@@ -34,6 +34,7 @@ from issuance.db.arrays import unnested
 from issuance.db.feed import current_txid
 from issuance.db.models import AuditRow, Base, CardRow, DeliveryRow, EventRow, OrderRow
 from issuance.db.outbox import DeliveryStatus
+from issuance.domain.audit import AuditEntry
 from issuance.domain.orders import Order
 
 
@@ -131,6 +132,21 @@ def write_journal(
         insert_rows(connection, EVENTS, events)
     if deliveries:
         insert_rows(connection, DELIVERIES, deliveries)
+
+
+def audit_values(entry: AuditEntry) -> dict[str, Any]:
+    """An audit entry as its row."""
+    return {
+        "at": entry.at,
+        "actor_kind": entry.actor.kind.value,
+        "actor_id": entry.actor.actor_id,
+        "actor_issuer_id": entry.actor.issuer_id,
+        "action": entry.action,
+        "issuer_id": entry.issuer_id,
+        "card_id": entry.card_id,
+        "operation_id": entry.operation_id,
+        "detail": entry.detail,
+    }
 
 
 class _Unnested:

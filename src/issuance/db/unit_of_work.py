@@ -126,6 +126,7 @@ class SqlUnitOfWork:
                 self._journal_together(changed, now)
             elif changed:
                 self._journal(changed[0], now)  # one order alone: three statements, the fewest
+            self.audit.write()
             self.session.commit()
         except IntegrityError as error:
             self.session.rollback()
@@ -138,10 +139,12 @@ class SqlUnitOfWork:
             raise Collision("the order was changed by another transaction") from None
         finally:
             self.orders.forget()
+            self.audit.forget()
 
     def rollback(self) -> None:
         self.session.rollback()
         self.orders.forget()
+        self.audit.forget()
 
     def _audit_purge(self, order: Order, row: OrderRow) -> None:
         """The destruction of an order's sensitive data is audited with it."""
