@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bare_intake_app import ORDERS_TABLE  # bench/ is on the script's path
+from bare_intake_app import ORDERS_TABLE, insert_order  # bench/ is on the script's path
 from delivery import provenance
 from intake import CARD_DATA, ISSUER, ORDER, prepare_platform
 
@@ -94,13 +94,7 @@ def bare_insert_ms(path: Path, parsed: Sequence[dict[str, Any]]) -> float:
     def insert_all() -> None:
         for number, body in enumerate(parsed):
             row = (uuid.uuid4().hex, ISSUER, f"bare-{number}", json.dumps(body), "0002")
-            db.execute("BEGIN IMMEDIATE")
-            db.execute(
-                "INSERT INTO orders (operation_id, issuer_id, card_id, request, pan_last4) "
-                "VALUES (?, ?, ?, ?, ?)",
-                row,
-            )
-            db.execute("COMMIT")
+            insert_order(db, row)
 
     try:
         return per_order_ms(insert_all, len(parsed))

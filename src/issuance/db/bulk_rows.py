@@ -35,6 +35,7 @@ from issuance.db.feed import current_txid
 from issuance.db.models import AuditRow, Base, CardRow, DeliveryRow, EventRow, OrderRow
 from issuance.db.outbox import DeliveryStatus
 from issuance.domain.audit import AuditEntry
+from issuance.domain.events import OrderEvent
 from issuance.domain.orders import Order
 
 
@@ -102,36 +103,45 @@ def write_journal(
         order = entry.order
         for event, (sequence, txid) in zip(order.events, entry.numbers, strict=True):
             event_id = next(ids)
-            events.append(
-                {
-                    "event_id": event_id,
-                    "issuer_id": order.issuer_id,
-                    "card_id": order.card_id,
-                    "operation_id": order.operation_id,
-                    "sequence": sequence,
-                    "event_type": event.kind.value,
-                    "payload": {**event.operation, "sequence": sequence},
-                    "occurred_at": event.occurred_at,
-                    "recorded_at": now,
-                    "txid": txid,
-                }
-            )
+            events.append({"event_id": event_id, **event_values(order, event, sequence, txid, now)})
             deliveries.extend(
-                {
-                    "event_id": event_id,
-                    "issuer_id": order.issuer_id,
-                    "endpoint_id": endpoint_id,
-                    "card_id": order.card_id,
-                    "status": DeliveryStatus.PENDING.value,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                }
+                delivery_values(order, event_id, endpoint_id, now)
                 for endpoint_id in entry.endpoints
             )
     if events:
         insert_rows(connection, EVENTS, events)
     if deliveries:
         insert_rows(connection, DELIVERIES, deliveries)
+
+
+def event_values(
+    order: Order, event: OrderEvent, sequence: int, txid: int, now: datetime
+) -> dict[str, Any]:
+    """A journal event's row, but for its id."""
+    return {
+        "issuer_id": order.issuer_id,
+        "card_id": order.card_id,
+        "operation_id": order.operation_id,
+        "sequence": sequence,
+        "event_type": event.kind.value,
+        "payload": {**event.operation, "sequence": sequence},
+        "occurred_at": event.occurred_at,
+        "recorded_at": now,
+        "txid": txid,
+    }
+
+
+def delivery_values(order: Order, event_id: int, endpoint_id: str, now: datetime) -> dict[str, Any]:
+    """The outbox row that notifies one endpoint of one event."""
+    return {
+        "event_id": event_id,
+        "issuer_id": order.issuer_id,
+        "endpoint_id": endpoint_id,
+        "card_id": order.card_id,
+        "status": DeliveryStatus.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+    }
 
 
 def audit_values(entry: AuditEntry) -> dict[str, Any]:
