@@ -604,7 +604,7 @@ def main() -> None:
             "order): under load it is shared, and the groups are as large as what arrives while",
             "one commits. Two API processes scale",
             "(1.33x one) since 249458f: before it, PostgreSQL looked up a fresh database's first",
-            "10,000 orders by scanning (db/bulk.py `_Statistics`).",
+            "10,000 orders by scanning (db/bulk.py `PlannerStatistics`).",
             "",
             "At a quiet 20 orders/s (open loop, evenly spaced) no group forms: each order is",
             "decrypted, checked and committed alone, a dozen statements (services/",

@@ -9,7 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
-from issuance.db.bulk import SqlBulkIntake, bulk_intake_factory
+from issuance.db.bulk import (
+    PlannerStatistics,
+    SqlBulkIntake,
+    bulk_intake_factory,
+    planner_statistics,
+)
 from issuance.db.engine import make_engine
 from issuance.db.sandbox import SandboxClock, SqlScenarioStore
 from issuance.db.unit_of_work import SqlUnitOfWork, unit_of_work_factory
@@ -40,11 +45,13 @@ class Platform:
     new_id: Callable[[], str] = field(default=new_operation_id)
 
     sandbox_clock: SandboxClock | None = None  # set in sandbox mode: time can be advanced
+    statistics: PlannerStatistics | None = field(init=False)  # PostgreSQL: kept up by bulk writes
     bulk: Callable[[], SqlBulkIntake] = field(init=False)  # many orders in a few statements
     ordering: GroupedOrdering = field(init=False)  # single-card orders, committed in groups
 
     def __post_init__(self) -> None:
-        self.bulk = bulk_intake_factory(self.engine)
+        self.statistics = planner_statistics(self.engine)
+        self.bulk = bulk_intake_factory(self.engine, self.statistics)
         self.ordering = GroupedOrdering(
             uow=self.uow,
             bulk=self.bulk,

@@ -22,7 +22,7 @@ from sqlalchemy import Table, select
 
 from issuance.api.errors import schema_problems
 from issuance.db import bulk
-from issuance.db.bulk import SqlBulkIntake, bulk_intake_factory
+from issuance.db.bulk import SqlBulkIntake, bulk_intake_factory, planner_statistics
 from issuance.db.models import AuditRow, CardRow, DeliveryRow, EventRow, OrderRow
 from issuance.domain.audit import PLATFORM
 from issuance.platform import Platform
@@ -54,7 +54,7 @@ def _importer(platform: Platform, name: str, **change: Any) -> Importer:
         "new_id": platform.new_id,
         "actor": PLATFORM,
         "schema_problems": lambda error: schema_problems(list(error.errors())),
-        "bulk": bulk_intake_factory(platform.engine),
+        "bulk": bulk_intake_factory(platform.engine, planner_statistics(platform.engine)),
         **change,
     }
     return Importer(**settings)
@@ -425,7 +425,10 @@ def test_a_long_bulk_load_keeps_the_planner_statistics_up(
     jwks = platform.keys.public_jwks()
     lines = [_item(jwks, new_card_id()) for _ in range(4)]
     importer = _importer(
-        platform, "grow.jsonl", batch_size=2, bulk=bulk_intake_factory(platform.engine)
+        platform,
+        "grow.jsonl",
+        batch_size=2,
+        bulk=bulk_intake_factory(platform.engine, planner_statistics(platform.engine)),
     )
     with statements(platform.engine) as sent:
         for part in range(3):  # 12 orders in batches of 2: past 3 (at 4), 4 + 4, then 8 + 8
@@ -449,7 +452,7 @@ def test_each_issuer_is_analyzed_as_its_own_orders_double(
         pytest.skip("SQLite's planner prefers the index without statistics: none are kept")
     monkeypatch.setattr(bulk, "FIRST_ANALYZE", 10)
     monkeypatch.setattr(bulk, "ANALYZE_EVERY", 40)
-    statistics = bulk._Statistics(platform.engine)
+    statistics = bulk.PlannerStatistics(platform.engine)
 
     def analyzes(issuer_id: str, groups: int) -> int:
         with statements(platform.engine) as sent:

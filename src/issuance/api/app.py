@@ -32,6 +32,7 @@ from issuance.api.routes import (
 from issuance.api.routes.meta import router as meta_router
 from issuance.api.routes.metrics import router as metrics_router
 from issuance.contract.orders import CardsOrderRequest
+from issuance.db.intake_on_loop import intake_on_loop
 from issuance.db.status_reads import StatusReads
 from issuance.delivery.worker import DeliveryThread
 from issuance.platform import Platform
@@ -65,7 +66,7 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         for thread in threads:
             thread.start()
         to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
-        async with _status_reads_on_this_loop(app):
+        async with _status_reads_on_this_loop(app), _intake_on_this_loop(app):
             yield
         for thread in threads:
             thread.stop()
@@ -120,6 +121,25 @@ async def _status_reads_on_this_loop(app: FastAPI) -> AsyncIterator[None]:
     finally:
         del app.state.status_reads
         await reads.close()
+
+
+@asynccontextmanager
+async def _intake_on_this_loop(app: FastAPI) -> AsyncIterator[None]:
+    """Single-card orders commit their groups on the serving loop (db/intake_on_loop.py).
+
+    Not on PostgreSQL in sandbox mode: the sandbox clock is read with the platform's own
+    (blocking) connections in every group, which would hold the loop for a round trip.
+    """
+    platform: Platform = app.state.platform
+    if platform.engine.dialect.name == "postgresql" and platform.sandbox_clock is not None:
+        yield
+        return
+    async with intake_on_loop(platform.engine, platform.statistics) as on_loop:
+        app.state.intake_on_loop = on_loop
+        try:
+            yield
+        finally:
+            del app.state.intake_on_loop
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -10,6 +10,7 @@ rows are exactly the per-card path's: tests/integration/test_order_import_bulk.p
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
@@ -26,7 +27,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
@@ -43,12 +44,13 @@ from issuance.db.bulk_rows import (
     write_journal,
 )
 from issuance.db.config_repositories import SqlConfigRepository
+from issuance.db.engine import SQLITE_NOWAIT
 from issuance.db.unit_of_work import sqlite_writer_lock
 from issuance.domain.audit import AuditEntry
 from issuance.domain.centres import PersonalizationCentre
 from issuance.domain.orders import Order
 from issuance.domain.programs import IssuerConfig
-from issuance.services.bulk_placing import NewOrder, Placed
+from issuance.services.bulk_placing import Busy, NewOrder, Placed
 from issuance.services.unit_of_work import Collision
 
 _CHUNK = 500  # keys per IN (...) list: well under every driver's bound-parameter limit
@@ -86,19 +88,36 @@ _RAISED_COUNTERS = (
 
 
 class SqlBulkIntake:
-    """One transaction of a bulk batch (services/bulk_placing.py `BulkIntake`)."""
+    """One transaction of a bulk batch (services/bulk_placing.py `BulkIntake`).
 
-    def __init__(self, engine: Engine, statistics: _Statistics | None = None) -> None:
+    `wait=False` (SQLite, for a group committed on the event loop): entering raises `Busy` at
+    once when another writer of this process or of another holds the database.
+    """
+
+    def __init__(
+        self, engine: Engine, statistics: PlannerStatistics | None = None, *, wait: bool = True
+    ) -> None:
         self._engine = engine
         self._writer_lock = sqlite_writer_lock(engine)  # taken in turn with the API's writers
         self._statistics = statistics
+        self._wait = wait
         self._written: Counter[str] = Counter()  # orders by issuer, for the statistics
 
     def __enter__(self) -> Self:
-        if self._writer_lock is not None:
-            self._writer_lock.acquire()
+        if self._writer_lock is not None and not self._writer_lock.acquire(blocking=self._wait):
+            raise Busy("another writer of this process holds the database")
         self._session = Session(self._engine)
-        self._connection: Connection = self._session.connection()
+        try:
+            self._connection: Connection = self._session.connection(
+                execution_options={SQLITE_NOWAIT: not self._wait}
+            )
+        except OperationalError as error:
+            self._session.close()
+            if self._writer_lock is not None:
+                self._writer_lock.release()
+            if not self._wait and _locked(error):
+                raise Busy("another process holds the database") from None
+            raise
         self._config = SqlConfigRepository(self._session)
         return self
 
@@ -170,7 +189,7 @@ class SqlBulkIntake:
             raise Collision(str(error.orig)) from None
         if self._statistics is not None:
             for issuer_id, orders in written.items():
-                self._statistics.grew(issuer_id, orders)
+                self._statistics.grew(issuer_id, orders, self._engine)
 
     def _sequences(self, orders: Sequence[NewOrder], txid: int) -> list[tuple[int, int]]:
         """Each order's event (sequence, txid), its card's counter raised as the per-card path does.
@@ -215,12 +234,18 @@ class SqlBulkIntake:
         return sequences
 
 
-def bulk_intake_factory(engine: Engine) -> Callable[[], SqlBulkIntake]:
-    statistics = _Statistics(engine) if engine.dialect.name == "postgresql" else None
+def bulk_intake_factory(
+    engine: Engine, statistics: PlannerStatistics | None
+) -> Callable[[], SqlBulkIntake]:
     return lambda: SqlBulkIntake(engine, statistics)
 
 
-class _Statistics:
+def planner_statistics(engine: Engine) -> PlannerStatistics | None:
+    """One per process and database, shared by its bulk writers (None on SQLite)."""
+    return PlannerStatistics(engine) if engine.dialect.name == "postgresql" else None
+
+
+class PlannerStatistics:
     """Keeps PostgreSQL's planner statistics up with a bulk load, for each issuer.
 
     Without them (a fresh table, or autovacuum off or behind: it is off on this machine) the
@@ -243,18 +268,25 @@ class _Statistics:
         self._written: Counter[str] = Counter()
         self._due: dict[str, int] = {}
 
-    def grew(self, issuer_id: str, orders: int) -> None:
+    def grew(self, issuer_id: str, orders: int, engine: Engine | None = None) -> None:
+        """Count `orders` more; ANALYZE when due, through `engine` (the writer's own: on an
+        event loop, its async engine, so that the loop is not held meanwhile)."""
         with self._lock:
             written = self._written[issuer_id] = self._written[issuer_id] + orders
             if written < self._due.get(issuer_id, FIRST_ANALYZE):
                 return
             self._due[issuer_id] = written + min(max(written, FIRST_ANALYZE), ANALYZE_EVERY)
-        with self._engine.connect() as connection:
+        with (engine or self._engine).connect() as connection:
             connection.execute(text(f"ANALYZE {', '.join(t.name for t in _ANALYZED)}"))
             connection.commit()
 
 
 _ANALYZED = (ORDERS, CARDS, EVENTS, DELIVERIES, AUDIT)
+
+
+def _locked(error: OperationalError) -> bool:
+    """SQLite's `database is locked` (SQLITE_BUSY)."""
+    return getattr(error.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
 
 
 def _chunks(keys: list[str]) -> list[list[str]]:

@@ -21,6 +21,9 @@ PING_IDLE_SECONDS = 1.0  # a pooled PostgreSQL connection idle this long is ping
 POOL_SIZE = 20  # PostgreSQL connections a process keeps open (see make_engine)
 POOL_SPARE = 5  # connections beyond one per thread, for the server's own threads
 SQLITE_BEGIN = "sqlite_begin"  # execution option: "DEFERRED" for read-only transactions
+# Execution option: a writer that finds the database locked fails at once (`database is locked`)
+# instead of waiting up to SQLITE_BUSY_TIMEOUT: for work on an event loop, which must not wait.
+SQLITE_NOWAIT = "sqlite_nowait"
 
 
 def make_engine(url: str, *, threads: int = REQUEST_THREADS, **kwargs: Any) -> Engine:
@@ -70,8 +73,16 @@ def make_engine(url: str, *, threads: int = REQUEST_THREADS, **kwargs: Any) -> E
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        mode = connection.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        options = connection.get_execution_options()
+        begin = f"BEGIN {options.get(SQLITE_BEGIN, 'IMMEDIATE')}"
+        if not options.get(SQLITE_NOWAIT):
+            connection.exec_driver_sql(begin)
+            return
+        connection.exec_driver_sql("PRAGMA busy_timeout=0")
+        try:
+            connection.exec_driver_sql(begin)
+        finally:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT}")
 
     return engine
 

@@ -59,8 +59,15 @@ class NewOrder:
     encrypted_data_digest: str | None = None
 
 
+class Busy(Exception):
+    """Another writer holds the database, and the transaction was asked not to wait for it."""
+
+
 class BulkIntake(Protocol):
-    """One transaction that looks a batch up and writes it in a few statements (db/bulk.py)."""
+    """One transaction that looks a batch up and writes it in a few statements (db/bulk.py).
+
+    Entering it may raise `Busy` when it was built not to wait for another writer.
+    """
 
     def __enter__(self) -> Self: ...
 

@@ -11,10 +11,14 @@ woken to commit the queue as the next group (leader hand-off), so no request ser
 longer than one group. The busier the server, the bigger the groups: at low load nothing changes.
 
 An `async` route waits without holding a thread (`place_async`): its request joins the queue
-with a future instead of an event, and when it has to lead, its group is committed on this
-service's own committer thread, so no request's cancellation can leave the queue leaderless.
-Under load that is one thread hop per group instead of one per order, and the threads that
-wait for a group no longer compete with the ones doing work for the interpreter lock.
+with a future instead of an event, and when it has to lead, its group is committed by a task of
+its own or on this service's committer thread, so no request's cancellation can leave the
+queue leaderless. Given an `OnLoop` (db/intake_on_loop.py), the group commits on the event loop
+itself: a committer thread shares the interpreter lock with the loop, and handing it back and
+forth cost about a quarter of the server's CPU per order at saturation (bench/RESULTS.md).
+SQLite commits there in one go when the database is free at once, and on the committer thread
+when another writer holds it; PostgreSQL awaits its async connections, so the loop serves
+other requests while the database works.
 
 A group that collides with another writer (another process, or a card joining a container) is
 answered card by card: each request then places its order alone with `place_order`, whose
@@ -32,15 +36,32 @@ from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from itertools import groupby
+from typing import Protocol, TypeVar
 
 from anyio import to_thread
 
 from issuance.domain.audit import Actor
-from issuance.services.bulk_placing import BulkBatch, BulkIntake, Outcome, needs_card_by_card
+from issuance.services.bulk_placing import (
+    BulkBatch,
+    BulkIntake,
+    Busy,
+    Outcome,
+    needs_card_by_card,
+)
 from issuance.services.ordering import Clock, Placement, PlaceOrder, place_order
 from issuance.services.unit_of_work import Collision, UnitOfWork
 
 MAX_GROUP = 200  # orders per transaction, as the batch API's chunks
+
+T = TypeVar("T")
+
+
+class OnLoop(Protocol):
+    """Commits a group on the running event loop (db/intake_on_loop.py)."""
+
+    async def run(self, commit: Callable[[Callable[[], BulkIntake]], T]) -> T:
+        """`commit(bulk)` on this loop, `bulk` opening this loop's transactions."""
+        ...
 
 
 @dataclass(eq=False)
@@ -74,6 +95,7 @@ class GroupedOrdering:
         self._queue: list[_Request] = []
         self._leading = False  # a group is being committed, or its leader is being woken
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="grouped-ordering")
+        self._tasks: set[asyncio.Task[list[_Request]]] = set()  # groups committing on loops
         self.groups = 0  # groups committed, and the orders in them: their ratio is the mean size
         self.grouped = 0
 
@@ -90,17 +112,22 @@ class GroupedOrdering:
         placement = self._answer(request)
         return self._alone(cmd, actor) if placement is None else placement
 
-    async def place_async(self, cmd: PlaceOrder, *, actor: Actor) -> Placement:
-        """Place from the event loop, waiting for the answer without holding a thread."""
+    async def place_async(
+        self, cmd: PlaceOrder, *, actor: Actor, on_loop: OnLoop | None = None
+    ) -> Placement:
+        """Place from the event loop, waiting for the answer without holding a thread; with
+        `on_loop`, a group this request leads commits on the loop."""
         if self.bulk is None or needs_card_by_card([cmd]):
             return await to_thread.run_sync(self._alone, cmd, actor)
         loop = asyncio.get_running_loop()
         answered: asyncio.Future[None] = loop.create_future()
+        lead = (
+            partial(self._lead_on_committer, self.bulk)
+            if on_loop is None
+            else partial(self._lead_on_loop, loop, on_loop)
+        )
         request = _Request(
-            cmd,
-            actor,
-            wake=partial(_resolve_from_any_thread, loop, answered),
-            lead=partial(self._lead_on_committer, self.bulk),
+            cmd, actor, wake=partial(_resolve_from_any_thread, loop, answered), lead=lead
         )
         if self._join(request):
             request.lead()
@@ -123,24 +150,74 @@ class GroupedOrdering:
             return True
 
     def _lead(self, bulk: Callable[[], BulkIntake]) -> None:
-        with self._lock:
-            group, self._queue[:MAX_GROUP] = self._queue[:MAX_GROUP], []
+        group = self._next_group()
         try:
+            self._count(group)
             self._commit(group, bulk)
         finally:
-            with self._lock:
-                for request in group:
-                    request.answered = True
-                    request.wake()
-                if self._queue:
-                    self._queue[0].lead()
-                else:
-                    self._leading = False
+            self._done(group)
 
-    def _commit(self, group: list[_Request], bulk: Callable[[], BulkIntake]) -> None:
-        """One transaction per issuer and actor in the group (its audit names the actor)."""
+    def _lead_on_loop(self, loop: asyncio.AbstractEventLoop, on_loop: OnLoop) -> None:
+        """Lead the next group from `loop`, or from the committer once that loop is closed."""
+        try:
+            loop.call_soon_threadsafe(self._start_on_loop, loop, on_loop)
+        except RuntimeError:  # its server stopped while this request waited
+            assert self.bulk is not None
+            self._lead_on_committer(self.bulk)
+
+    def _start_on_loop(self, loop: asyncio.AbstractEventLoop, on_loop: OnLoop) -> None:
+        group = self._next_group()
+        self._count(group)
+        task = loop.create_task(on_loop.run(partial(self._commit, group)))
+        self._tasks.add(task)  # a task only weakly referenced may be collected half-way
+        task.add_done_callback(partial(self._after_loop, group))
+
+    def _after_loop(self, group: list[_Request], task: asyncio.Task[list[_Request]]) -> None:
+        self._tasks.discard(task)
+        busy: list[_Request] = []
+        if task.cancelled() or task.exception() is not None:  # the server stops, or worse
+            error = asyncio.CancelledError() if task.cancelled() else task.exception()
+            for request in group:
+                if request.outcome is None and not request.alone and request.failure is None:
+                    request.failure = error
+        else:
+            busy = task.result()
+        if busy:  # another writer holds the database: the committer waits for it instead
+            self._committer.submit(self._finish, group, busy)
+        else:
+            self._done(group)
+
+    def _finish(self, group: list[_Request], busy: list[_Request]) -> None:
+        try:
+            assert self.bulk is not None
+            self._commit(busy, self.bulk)
+        finally:
+            self._done(group)
+
+    def _next_group(self) -> list[_Request]:
+        with self._lock:
+            group, self._queue[:MAX_GROUP] = self._queue[:MAX_GROUP], []
+        return group
+
+    def _count(self, group: list[_Request]) -> None:
         self.groups += 1
         self.grouped += len(group)
+
+    def _done(self, group: list[_Request]) -> None:
+        """Answer the group, and hand the next one to the oldest request waiting."""
+        with self._lock:
+            for request in group:
+                request.answered = True
+                request.wake()
+            if self._queue:
+                self._queue[0].lead()
+            else:
+                self._leading = False
+
+    def _commit(self, group: list[_Request], bulk: Callable[[], BulkIntake]) -> list[_Request]:
+        """One transaction per issuer and actor in the group (its audit names the actor); the
+        requests whose transaction could not start at once (`Busy`), untouched."""
+        busy: list[_Request] = []
         for _, same in groupby(group, key=lambda r: (r.cmd.issuer_id, r.actor)):
             members = list(same)
             try:
@@ -155,6 +232,8 @@ class GroupedOrdering:
                     )
                     outcomes = [batch.take(r.cmd) for r in members]
                     batch.write()
+            except Busy:
+                busy.extend(members)
             except Collision:
                 for request in members:
                     request.alone = True
@@ -166,6 +245,7 @@ class GroupedOrdering:
             else:
                 for request, outcome in zip(members, outcomes, strict=True):
                     request.outcome = outcome
+        return busy
 
     def _answer(self, request: _Request) -> Placement | None:
         """The request's answer from its group; None when it must be placed alone."""

@@ -6,7 +6,7 @@ from functools import partial
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -65,6 +65,7 @@ def _dry_run_answer(problems: list[Any]) -> JSONResponse:
     responses=ERRORS,
 )
 async def order_card(
+    request: Request,
     issuer: CurrentIssuer,
     card_id: CardIdPath,
     body: CardOrderRequest,
@@ -81,7 +82,11 @@ async def order_card(
         check = partial(ordering.dry_run, command, uow=platform.reader())
         problems = await to_thread.run_sync(check)
         return _dry_run_answer(problems)
-    placement = await platform.ordering.place_async(command, actor=actor_of(issuer))
+    placement = await platform.ordering.place_async(
+        command,
+        actor=actor_of(issuer),
+        on_loop=getattr(request.app.state, "intake_on_loop", None),  # set by the app's lifespan
+    )
     headers = {"Idempotent-Replayed": "true"} if placement.replayed else {}
     return JSONResponse({"operationId": placement.operation_id}, status_code=202, headers=headers)
 

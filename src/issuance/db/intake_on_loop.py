@@ -1,0 +1,74 @@
+"""Where a group of single-card orders commits when an event loop leads it (services/
+grouped_ordering.py `OnLoop`): on the loop itself, not on a committer thread.
+
+A committer thread shares the interpreter lock with the loop that serves the requests, and
+each hand-off wakes a thread on the other core: at saturation, 4 context switches per order on
+the committer and about a quarter of the server's CPU per order (bench/RESULTS.md).
+
+- SQLite works in process: the group commits synchronously, in one go, if the database is free
+  at once (`SqlBulkIntake(wait=False)`). When another writer holds it (a file import, the
+  in-server delivery or simulator threads, another process), the group is `Busy` and goes to
+  the committer thread, which waits for the lock: the loop never does.
+- PostgreSQL waits on the network: the same code runs inside SQLAlchemy's `greenlet_spawn`
+  over psycopg's async connections (db/engine.py `make_async_engine`), so the loop serves other
+  requests while the database works, as the delivery worker's claims do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.util import greenlet_spawn
+
+from issuance.db.bulk import PlannerStatistics, SqlBulkIntake
+from issuance.db.engine import make_async_engine
+from issuance.services.bulk_placing import BulkIntake
+from issuance.services.grouped_ordering import OnLoop
+
+T = TypeVar("T")
+Commit = Callable[[Callable[[], BulkIntake]], T]
+
+# PostgreSQL connections of a loop's intake: one group commits at a time, and its ANALYZE
+# (db/bulk.py `PlannerStatistics`) may want a second.
+CONNECTIONS = 2
+
+
+class SqliteOnLoop:
+    """A group committed synchronously on the loop, or handed back as `Busy`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._bulk = partial(SqlBulkIntake, engine, wait=False)
+
+    async def run(self, commit: Commit[T]) -> T:
+        return commit(self._bulk)
+
+
+class PostgresOnLoop:
+    """A group committed over async connections: the loop runs on while the database works."""
+
+    def __init__(self, engine: Engine, statistics: PlannerStatistics | None) -> None:
+        self._bulk = partial(SqlBulkIntake, engine, statistics)
+
+    async def run(self, commit: Commit[T]) -> T:
+        return await greenlet_spawn(commit, self._bulk)
+
+
+@asynccontextmanager
+async def intake_on_loop(
+    engine: Engine, statistics: PlannerStatistics | None = None
+) -> AsyncIterator[OnLoop]:
+    """The running loop's `OnLoop` for `engine`, its connections closed at the end."""
+    if engine.dialect.name != "postgresql":
+        yield SqliteOnLoop(engine)
+        return
+    on_loop = make_async_engine(
+        engine.url.render_as_string(hide_password=False), connections=CONNECTIONS
+    )
+    try:
+        yield PostgresOnLoop(on_loop.sync_engine, statistics)
+    finally:
+        await on_loop.dispose()

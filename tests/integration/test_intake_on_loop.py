@@ -1,0 +1,275 @@
+"""Groups led from the event loop commit on it (db/intake_on_loop.py), and never hold it waiting.
+
+Each test runs a ticker beside the orders: a coroutine that counts while the loop is free. A
+loop held by a group waiting for the database would stop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import func, select, text
+
+from issuance.api.errors import database_unavailable
+from issuance.db.engine import make_engine
+from issuance.db.intake_on_loop import intake_on_loop
+from issuance.db.models import AuditRow, OrderRow
+from issuance.db.unit_of_work import sqlite_writer_lock
+from issuance.domain.audit import PLATFORM
+from issuance.domain.errors import Conflict, InvalidRequest
+from issuance.platform import Platform
+from issuance.services.bulk_placing import BulkIntake
+from issuance.services.grouped_ordering import GroupedOrdering, OnLoop
+from issuance.services.ordering import Placement, PlaceOrder
+from tests.factories import new_card_id, place_command
+
+T = TypeVar("T")
+
+
+def _grouped(platform: Platform) -> tuple[GroupedOrdering, list[int]]:
+    """The platform's grouped ordering; and the threads its committer path opened intakes on."""
+    committer_threads: list[int] = []
+
+    def bulk() -> BulkIntake:
+        committer_threads.append(threading.get_ident())
+        return platform.bulk()
+
+    ordering = GroupedOrdering(
+        uow=platform.uow, bulk=bulk, clock=platform.clock, new_id=platform.new_id
+    )
+    return ordering, committer_threads
+
+
+def _count(platform: Platform, model: Any, **where: str) -> int:
+    query = select(func.count()).select_from(model)
+    for name, value in where.items():
+        query = query.where(getattr(model, name) == value)
+    with platform.engine.connect() as connection:
+        return int(connection.scalar(query) or 0)
+
+
+class _Ticker:
+    """Counts the loop's free moments, 1 ms apart."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(0.001)
+            self.ticks += 1
+
+    def __enter__(self) -> _Ticker:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
+async def _gather(
+    ordering: GroupedOrdering, commands: list[PlaceOrder], on_loop: OnLoop
+) -> list[Placement | BaseException]:
+    placing = [ordering.place_async(cmd, actor=PLATFORM, on_loop=on_loop) for cmd in commands]
+    return list(await asyncio.wait_for(asyncio.gather(*placing, return_exceptions=True), 20))
+
+
+def _on_loop(platform: Platform, scenario: Callable[[OnLoop], Awaitable[T]]) -> T:
+    async def run() -> T:
+        async with intake_on_loop(platform.engine, platform.statistics) as on_loop:
+            return await scenario(on_loop)
+
+    return asyncio.run(run())
+
+
+def test_orders_from_the_loop_commit_there_and_answer_as_alone(platform: Platform) -> None:
+    ordering, committer_threads = _grouped(platform)
+    busy, key = new_card_id(), f"req-{new_card_id()}"
+    fresh = [place_command(new_card_id(), f"req-{new_card_id()}") for _ in range(6)]
+    commands = [
+        *fresh,
+        place_command(busy, key),
+        place_command(busy, key),  # its replay
+        place_command(busy, f"req-{new_card_id()}"),  # the card is in progress
+        place_command(new_card_id(), None, product="NOPE"),  # not in the configuration
+    ]
+
+    async def scenario(on_loop: OnLoop) -> list[Placement | BaseException]:
+        return await _gather(ordering, commands, on_loop)
+
+    answers = _on_loop(platform, scenario)
+
+    assert committer_threads == []  # not one group went to the committer thread
+    assert ordering.grouped == len(commands)
+    placed = answers[:6]
+    assert all(isinstance(p, Placement) and not p.replayed for p in placed)
+    accepted, replay = answers[6], answers[7]
+    assert isinstance(accepted, Placement)
+    assert replay == Placement(accepted.operation_id, replayed=True)
+    assert [type(a) for a in answers[8:]] == [Conflict, InvalidRequest]
+    for cmd, placement in zip(fresh, placed, strict=True):
+        assert isinstance(placement, Placement)
+        assert _count(platform, OrderRow, card_id=cmd.card_id) == 1
+        assert _count(platform, AuditRow, operation_id=placement.operation_id) == 1
+    assert _count(platform, OrderRow, card_id=busy) == 1
+
+
+@pytest.mark.parametrize("holder", ["thread of this process", "another process"])
+def test_sqlite_held_by_another_writer_sends_the_group_to_the_committer(
+    platform: Platform, holder: str
+) -> None:
+    """The loop tries the database without waiting: held, the group waits on the committer
+    thread, the loop serves on, and the orders are placed once the writer lets go."""
+    if platform.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL groups await their connections on the loop")
+    ordering, committer_threads = _grouped(platform)
+    commands = [place_command(new_card_id(), f"req-{new_card_id()}") for _ in range(4)]
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        if holder == "another process":
+            other = make_engine(platform.engine.url.render_as_string(hide_password=False))
+            with other.begin() as connection:  # BEGIN IMMEDIATE: SQLite's write lock
+                connection.execute(text("SELECT 1"))
+                held.set()
+                release.wait(20)
+            other.dispose()
+        else:
+            lock = sqlite_writer_lock(platform.engine)
+            assert lock is not None
+            with lock:
+                held.set()
+                release.wait(20)
+
+    async def scenario(on_loop: OnLoop) -> tuple[int, list[Placement | BaseException]]:
+        holding = threading.Thread(target=hold)
+        holding.start()
+        assert await asyncio.to_thread(held.wait, 10)
+        with _Ticker() as ticker:
+            placing = asyncio.ensure_future(_gather(ordering, commands, on_loop))
+            await asyncio.sleep(0.3)
+            assert not placing.done()  # the orders wait for the writer
+            ticks = ticker.ticks
+            release.set()
+            answers = await placing
+        await asyncio.to_thread(holding.join)
+        return ticks, answers
+
+    ticks, answers = _on_loop(platform, scenario)
+
+    assert ticks > 50  # the loop ran on while the database was held (300 ms)
+    assert committer_threads  # the held group went to the committer thread
+    assert all(isinstance(a, Placement) for a in answers)
+    for cmd in commands:
+        assert _count(platform, OrderRow, card_id=cmd.card_id) == 1
+
+
+def test_postgresql_groups_wait_for_the_database_without_holding_the_loop(
+    platform: Platform,
+) -> None:
+    if platform.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite groups commit in one go, or go to the committer thread")
+    ordering, committer_threads = _grouped(platform)
+    commands = [place_command(new_card_id(), f"req-{new_card_id()}") for _ in range(4)]
+
+    locked, release = threading.Event(), threading.Event()
+
+    def lock_orders() -> None:  # inserts wait, until released or for 2 s at most
+        with platform.engine.connect() as locker:
+            locker.execute(text("LOCK TABLE orders IN EXCLUSIVE MODE"))
+            locked.set()
+            release.wait(2)
+            locker.rollback()
+
+    async def scenario(on_loop: OnLoop) -> tuple[int, list[Placement | BaseException]]:
+        locking = threading.Thread(target=lock_orders)
+        locking.start()
+        assert await asyncio.to_thread(locked.wait, 10)
+        with _Ticker() as ticker:
+            placing = asyncio.ensure_future(_gather(ordering, commands, on_loop))
+            await asyncio.sleep(0.3)
+            assert not placing.done()  # the orders wait for the lock
+            ticks = ticker.ticks
+            release.set()
+            answers = await placing
+        await asyncio.to_thread(locking.join)
+        return ticks, answers
+
+    ticks, answers = _on_loop(platform, scenario)
+
+    assert ticks > 50
+    assert committer_threads == []
+    assert all(isinstance(a, Placement) for a in answers)
+    for cmd in commands:
+        assert _count(platform, OrderRow, card_id=cmd.card_id) == 1
+
+
+def test_a_group_cancelled_on_the_loop_fails_its_orders_and_the_next_group_goes_on(
+    platform: Platform,
+) -> None:
+    """A server stopping cancels the loop's tasks: the group's requests are answered with the
+    cancellation rather than left waiting, and the queue finds its next leader."""
+    ordering, _ = _grouped(platform)
+    stuck = place_command(new_card_id(), f"req-{new_card_id()}")
+    later = place_command(new_card_id(), f"req-{new_card_id()}")
+
+    class Stuck:
+        def __init__(self, real: OnLoop) -> None:
+            self.real, self.entered, self.first = real, asyncio.Event(), True
+
+        async def run(self, commit: Callable[[Callable[[], BulkIntake]], T]) -> T:
+            if self.first:
+                self.first = False
+                self.entered.set()
+                await asyncio.Event().wait()  # until cancelled
+            return await self.real.run(commit)
+
+    async def scenario(on_loop: OnLoop) -> tuple[BaseException | None, Placement]:
+        stuck_on_loop = Stuck(on_loop)
+        first = asyncio.ensure_future(
+            ordering.place_async(stuck, actor=PLATFORM, on_loop=stuck_on_loop)
+        )
+        await asyncio.wait_for(stuck_on_loop.entered.wait(), 10)
+        queued = asyncio.ensure_future(
+            ordering.place_async(later, actor=PLATFORM, on_loop=stuck_on_loop)
+        )
+        await asyncio.sleep(0.05)
+        [group_task] = ordering._tasks
+        group_task.cancel()
+        failure = (await asyncio.gather(first, return_exceptions=True))[0]
+        return (
+            failure if isinstance(failure, BaseException) else None,
+            await asyncio.wait_for(queued, 10),
+        )
+
+    failure, placed = _on_loop(platform, scenario)
+
+    assert isinstance(failure, asyncio.CancelledError)
+    assert _count(platform, OrderRow, card_id=stuck.card_id) == 0  # never written
+    assert _count(platform, OrderRow, operation_id=placed.operation_id) == 1
+
+
+def test_postgresql_unreachable_from_the_loop_is_the_database_being_unavailable(
+    platform: Platform,
+) -> None:
+    """The API answers it 503 DATABASE_UNAVAILABLE (api/errors.py), as on the committer path."""
+    if platform.engine.dialect.name != "postgresql":
+        pytest.skip("an embedded database is never unreachable")
+    ordering, _ = _grouped(platform)
+    nowhere = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/test")  # nothing listens
+    commands = [place_command(new_card_id(), f"req-{new_card_id()}") for _ in range(2)]
+
+    async def run() -> list[Placement | BaseException]:
+        async with intake_on_loop(nowhere) as on_loop:
+            return await _gather(ordering, commands, on_loop)
+
+    answers = asyncio.run(run())
+
+    assert all(isinstance(a, Exception) and database_unavailable(a) for a in answers), answers
+    assert _count(platform, OrderRow, card_id=commands[0].card_id) == 0
