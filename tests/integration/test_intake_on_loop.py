@@ -273,3 +273,48 @@ def test_postgresql_unreachable_from_the_loop_is_the_database_being_unavailable(
 
     assert all(isinstance(a, Exception) and database_unavailable(a) for a in answers), answers
     assert _count(platform, OrderRow, card_id=commands[0].card_id) == 0
+
+
+def test_a_thread_group_hands_the_next_group_to_the_loop(platform: Platform) -> None:
+    """Orders from a thread (the batch route, the CLI) and from the loop share the queue: the
+    coroutines queued behind a thread's group commit as the next group, on the loop."""
+    ordering, bulk_threads = _grouped(platform)
+    first = place_command(new_card_id(), f"req-{new_card_id()}")
+    rest = [place_command(new_card_id(), f"req-{new_card_id()}") for _ in range(3)]
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_database() -> None:  # the thread's group waits for it, in its thread
+        other = make_engine(platform.engine.url.render_as_string(hide_password=False))
+        with other.connect() as connection:
+            if other.dialect.name == "postgresql":
+                connection.execute(text("LOCK TABLE orders IN EXCLUSIVE MODE"))
+            else:
+                connection.execute(text("SELECT 1"))  # within BEGIN IMMEDIATE: the write lock
+            held.set()
+            release.wait(5)
+            connection.rollback()
+        other.dispose()
+
+    async def scenario(on_loop: OnLoop) -> tuple[Placement, list[Placement | BaseException]]:
+        holding = threading.Thread(target=hold_the_database)
+        holding.start()
+        assert await asyncio.to_thread(held.wait, 10)
+        by_thread = asyncio.ensure_future(asyncio.to_thread(ordering.place, first, actor=PLATFORM))
+        while not bulk_threads:  # the thread leads, and waits for the database
+            await asyncio.sleep(0.005)
+        placing = asyncio.ensure_future(_gather(ordering, rest, on_loop))
+        while len(ordering._queue) < len(rest):
+            await asyncio.sleep(0.005)
+        release.set()
+        answers = await placing
+        await asyncio.to_thread(holding.join)
+        return await by_thread, answers
+
+    placed, answers = _on_loop(platform, scenario)
+
+    assert len(bulk_threads) == 1  # the thread's group alone went through the committer path
+    assert (ordering.groups, ordering.grouped) == (2, 4)
+    assert all(isinstance(a, Placement) for a in answers)
+    for cmd in [first, *rest]:
+        assert _count(platform, OrderRow, card_id=cmd.card_id) == 1
+    assert not placed.replayed

@@ -87,7 +87,9 @@ def make_engine(url: str, *, threads: int = REQUEST_THREADS, **kwargs: Any) -> E
     return engine
 
 
-def make_async_engine(url: str, *, connections: int = 2) -> AsyncEngine:
+def make_async_engine(
+    url: str, *, connections: int = 2, application_name: str | None = None
+) -> AsyncEngine:
     """An asyncio engine on PostgreSQL with the settings of `make_engine`, for work on an event loop.
 
     Its `sync_engine` runs the same Core and ORM code as any engine, inside
@@ -99,7 +101,10 @@ def make_async_engine(url: str, *, connections: int = 2) -> AsyncEngine:
         pool_size=connections,
         max_overflow=0,
         pool_timeout=PG_POOL_TIMEOUT,
-        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT},
+        connect_args={
+            "connect_timeout": PG_CONNECT_TIMEOUT,
+            **({"application_name": application_name} if application_name else {}),
+        },
     )
     _ping_when_idle(engine.sync_engine)
     _bind_lists_in_binary(engine.sync_engine)

@@ -35,6 +35,7 @@ Commit = Callable[[Callable[[], BulkIntake]], T]
 # PostgreSQL connections of a loop's intake: one group commits at a time, and its ANALYZE
 # (db/bulk.py `PlannerStatistics`) may want a second.
 CONNECTIONS = 2
+APPLICATION_NAME = "issuance-intake"  # as pg_stat_activity shows them
 
 
 class SqliteOnLoop:
@@ -66,7 +67,9 @@ async def intake_on_loop(
         yield SqliteOnLoop(engine)
         return
     on_loop = make_async_engine(
-        engine.url.render_as_string(hide_password=False), connections=CONNECTIONS
+        engine.url.render_as_string(hide_password=False),
+        connections=CONNECTIONS,
+        application_name=APPLICATION_NAME,
     )
     try:
         yield PostgresOnLoop(on_loop.sync_engine, statistics)
