@@ -44,9 +44,11 @@ class LiveReceiver:
     """A Starlette app served by uvicorn in a daemon thread, on a fixed loopback port."""
 
     def __init__(self, *, seed: int = 0) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = int(probe.getsockname()[1])
+        # Held while the receiver does not listen: a port merely left free is an ephemeral port
+        # any outgoing connection of the machine may take meanwhile (a PostgreSQL client did,
+        # in CI), and `start()` could not listen on it again.
+        self._reserved: socket.socket | None = _bound(0)
+        self.port = int(self._reserved.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
         self.mode = "ok"
         self.failure_rate = 0.5
@@ -99,9 +101,8 @@ class LiveReceiver:
 
     def start(self) -> None:
         """Listen on the receiver's port (again, after `refuse()`), answering in the set mode."""
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        listener = self._reserved or _bound(self.port)
+        self._reserved = None  # uvicorn listens on it, and closes it when it stops
         app = Starlette(routes=[Route("/{path:path}", self._notify, methods=["POST"])])
         config = uvicorn.Config(
             app, log_level="warning", lifespan="off", access_log=False, timeout_keep_alive=30
@@ -118,11 +119,20 @@ class LiveReceiver:
         self._server, self._thread = server, thread
 
     def refuse(self) -> None:
-        """Stop listening: every connection is refused until `start()`."""
+        """Stop listening: every connection is refused until `start()`, the port kept."""
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(timeout=10)
         self._server = self._thread = None
+        if self._reserved is None:
+            self._reserved = _bound(self.port)
+
+    def close(self) -> None:
+        """Stop listening and give the port back."""
+        self.refuse()
+        if self._reserved is not None:
+            self._reserved.close()
+            self._reserved = None
 
     def set_mode(
         self,
@@ -141,7 +151,19 @@ class LiveReceiver:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.refuse()
+        self.close()
+
+
+def _bound(port: int) -> socket.socket:
+    """A loopback socket bound to `port` (0: any), not listening: connections to it are refused."""
+    bound = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        bound.bind(("127.0.0.1", port))
+    except OSError:
+        bound.close()
+        raise
+    return bound
 
 
 def journal_keys(rows: list[Any]) -> set[Key]:

@@ -157,7 +157,7 @@ def test_receiver_faults_delay_but_never_lose_and_backoff_is_respected(
         assert processes.stop("worker") == 0
     finally:
         processes.close()
-        receiver.refuse()
+        receiver.close()
 
     events = journal(platform)
     delivered = receiver.delivered
