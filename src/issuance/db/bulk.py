@@ -111,11 +111,11 @@ class SqlBulkIntake:
             self._connection: Connection = self._session.connection(
                 execution_options={SQLITE_NOWAIT: not self._wait}
             )
-        except OperationalError as error:
+        except BaseException as error:
             self._session.close()
             if self._writer_lock is not None:
                 self._writer_lock.release()
-            if not self._wait and _locked(error):
+            if not self._wait and isinstance(error, OperationalError) and _locked(error):
                 raise Busy("another process holds the database") from None
             raise
         self._config = SqlConfigRepository(self._session)
