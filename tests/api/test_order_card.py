@@ -7,6 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
+from issuance.services.bulk_placing import BulkIntake
+from tests.conftest import Server
 from tests.factories import ADDRESS, DEMO, OTHER, IssuerClient, luhn_pan, new_card_id, order_body
 
 
@@ -212,3 +214,26 @@ def test_correlation_id_is_echoed_or_created(issuer: IssuerClient) -> None:
     refused = issuer.http.get("/health", headers={"x-correlation-id": "has spaces!"})
     assert refused.status_code == 400
     assert refused.json()["field"] == "x-correlation-id"
+
+
+def test_a_single_card_order_commits_on_the_serving_loop(
+    server: Server, http: httpx.Client
+) -> None:
+    """Not through the committer thread's intakes (db/intake_on_loop.py), on both databases."""
+    ordering = server.platform.ordering
+    through_committer: list[int] = []
+    committer_bulk = ordering.bulk
+    assert committer_bulk is not None
+
+    def recorded() -> BulkIntake:
+        through_committer.append(1)
+        return committer_bulk()
+
+    ordering.bulk = recorded
+    issuer = IssuerClient(http)
+    try:
+        _accepted(issuer.order(new_card_id(), order_body(issuer.encrypt())))
+    finally:
+        ordering.bulk = committer_bulk
+    assert through_committer == []
+    assert ordering.grouped >= 1

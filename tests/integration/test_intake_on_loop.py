@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import pytest
@@ -24,7 +25,7 @@ from issuance.domain.errors import Conflict, InvalidRequest
 from issuance.platform import Platform
 from issuance.services.bulk_placing import BulkIntake
 from issuance.services.grouped_ordering import GroupedOrdering, OnLoop
-from issuance.services.ordering import Placement, PlaceOrder
+from issuance.services.ordering import Clock, Placement, PlaceOrder
 from tests.factories import new_card_id, place_command
 
 T = TypeVar("T")
@@ -82,7 +83,10 @@ async def _gather(
 
 def _on_loop(platform: Platform, scenario: Callable[[OnLoop], Awaitable[T]]) -> T:
     async def run() -> T:
-        async with intake_on_loop(platform.engine, platform.statistics) as on_loop:
+        clock_blocks = platform.sandbox_clock is not None
+        async with intake_on_loop(
+            platform.engine, platform.statistics, clock_blocks=clock_blocks
+        ) as on_loop:
             return await scenario(on_loop)
 
     return asyncio.run(run())
@@ -223,12 +227,14 @@ def test_a_group_cancelled_on_the_loop_fails_its_orders_and_the_next_group_goes_
         def __init__(self, real: OnLoop) -> None:
             self.real, self.entered, self.first = real, asyncio.Event(), True
 
-        async def run(self, commit: Callable[[Callable[[], BulkIntake]], T]) -> T:
+        async def run(
+            self, commit: Callable[[Callable[[], BulkIntake], datetime], T], clock: Clock
+        ) -> T:
             if self.first:
                 self.first = False
                 self.entered.set()
                 await asyncio.Event().wait()  # until cancelled
-            return await self.real.run(commit)
+            return await self.real.run(commit, clock)
 
     async def scenario(on_loop: OnLoop) -> tuple[BaseException | None, Placement]:
         stuck_on_loop = Stuck(on_loop)

@@ -125,16 +125,12 @@ async def _status_reads_on_this_loop(app: FastAPI) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def _intake_on_this_loop(app: FastAPI) -> AsyncIterator[None]:
-    """Single-card orders commit their groups on the serving loop (db/intake_on_loop.py).
-
-    Not on PostgreSQL in sandbox mode: the sandbox clock is read with the platform's own
-    (blocking) connections in every group, which would hold the loop for a round trip.
-    """
+    """Single-card orders commit their groups on the serving loop (db/intake_on_loop.py)."""
     platform: Platform = app.state.platform
-    if platform.engine.dialect.name == "postgresql" and platform.sandbox_clock is not None:
-        yield
-        return
-    async with intake_on_loop(platform.engine, platform.statistics) as on_loop:
+    clock_blocks = platform.sandbox_clock is not None  # it reads the database
+    async with intake_on_loop(
+        platform.engine, platform.statistics, clock_blocks=clock_blocks
+    ) as on_loop:
         app.state.intake_on_loop = on_loop
         try:
             yield

@@ -16,8 +16,10 @@ the committer and about a quarter of the server's CPU per order (bench/RESULTS.m
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from functools import partial
 from typing import TypeVar
 
@@ -28,9 +30,10 @@ from issuance.db.bulk import PlannerStatistics, SqlBulkIntake
 from issuance.db.engine import make_async_engine
 from issuance.services.bulk_placing import BulkIntake
 from issuance.services.grouped_ordering import OnLoop
+from issuance.services.ordering import Clock
 
 T = TypeVar("T")
-Commit = Callable[[Callable[[], BulkIntake]], T]
+Commit = Callable[[Callable[[], BulkIntake], datetime], T]
 
 # PostgreSQL connections of a loop's intake: one group commits at a time, and its ANALYZE
 # (db/bulk.py `PlannerStatistics`) may want a second.
@@ -44,25 +47,33 @@ class SqliteOnLoop:
     def __init__(self, engine: Engine) -> None:
         self._bulk = partial(SqlBulkIntake, engine, wait=False)
 
-    async def run(self, commit: Commit[T]) -> T:
-        return commit(self._bulk)
+    async def run(self, commit: Commit[T], clock: Clock) -> T:
+        return commit(self._bulk, clock())  # the sandbox clock's read is in process too
 
 
 class PostgresOnLoop:
     """A group committed over async connections: the loop runs on while the database works."""
 
-    def __init__(self, engine: Engine, statistics: PlannerStatistics | None) -> None:
+    def __init__(
+        self, engine: Engine, statistics: PlannerStatistics | None, *, clock_blocks: bool
+    ) -> None:
         self._bulk = partial(SqlBulkIntake, engine, statistics)
+        self._clock_blocks = clock_blocks
 
-    async def run(self, commit: Commit[T]) -> T:
-        return await greenlet_spawn(commit, self._bulk)
+    async def run(self, commit: Commit[T], clock: Clock) -> T:
+        now = await asyncio.to_thread(clock) if self._clock_blocks else clock()
+        return await greenlet_spawn(commit, self._bulk, now)
 
 
 @asynccontextmanager
 async def intake_on_loop(
-    engine: Engine, statistics: PlannerStatistics | None = None
+    engine: Engine, statistics: PlannerStatistics | None = None, *, clock_blocks: bool = False
 ) -> AsyncIterator[OnLoop]:
-    """The running loop's `OnLoop` for `engine`, its connections closed at the end."""
+    """The running loop's `OnLoop` for `engine`, its connections closed at the end.
+
+    `clock_blocks`: the platform's clock reads the database over blocking connections (the
+    sandbox clock): on PostgreSQL it is read on a thread, once per group.
+    """
     if engine.dialect.name != "postgresql":
         yield SqliteOnLoop(engine)
         return
@@ -72,6 +83,6 @@ async def intake_on_loop(
         application_name=APPLICATION_NAME,
     )
     try:
-        yield PostgresOnLoop(on_loop.sync_engine, statistics)
+        yield PostgresOnLoop(on_loop.sync_engine, statistics, clock_blocks=clock_blocks)
     finally:
         await on_loop.dispose()

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from itertools import groupby
 from typing import Protocol, TypeVar
@@ -59,8 +60,11 @@ T = TypeVar("T")
 class OnLoop(Protocol):
     """Commits a group on the running event loop (db/intake_on_loop.py)."""
 
-    async def run(self, commit: Callable[[Callable[[], BulkIntake]], T]) -> T:
-        """`commit(bulk)` on this loop, `bulk` opening this loop's transactions."""
+    async def run(
+        self, commit: Callable[[Callable[[], BulkIntake], datetime], T], clock: Clock
+    ) -> T:
+        """`commit(bulk, now)` on this loop, `bulk` opening this loop's transactions and `now`
+        read from `clock` without holding the loop."""
         ...
 
 
@@ -168,7 +172,7 @@ class GroupedOrdering:
     def _start_on_loop(self, loop: asyncio.AbstractEventLoop, on_loop: OnLoop) -> None:
         group = self._next_group()
         self._count(group)
-        task = loop.create_task(on_loop.run(partial(self._commit, group)))
+        task = loop.create_task(on_loop.run(partial(self._commit, group), self.clock))
         self._tasks.add(task)  # a task only weakly referenced may be collected half-way
         task.add_done_callback(partial(self._after_loop, group))
 
@@ -214,9 +218,12 @@ class GroupedOrdering:
             else:
                 self._leading = False
 
-    def _commit(self, group: list[_Request], bulk: Callable[[], BulkIntake]) -> list[_Request]:
-        """One transaction per issuer and actor in the group (its audit names the actor); the
-        requests whose transaction could not start at once (`Busy`), untouched."""
+    def _commit(
+        self, group: list[_Request], bulk: Callable[[], BulkIntake], now: datetime | None = None
+    ) -> list[_Request]:
+        """One transaction per issuer and actor in the group (its audit names the actor), at
+        `now` (else the clock's time at each); the requests whose transaction could not start
+        at once (`Busy`), untouched."""
         busy: list[_Request] = []
         for _, same in groupby(group, key=lambda r: (r.cmd.issuer_id, r.actor)):
             members = list(same)
@@ -226,7 +233,7 @@ class GroupedOrdering:
                         intake,
                         members[0].cmd.issuer_id,
                         [r.cmd for r in members],
-                        at=self.clock(),
+                        at=now or self.clock(),
                         actor=members[0].actor,
                         new_id=self.new_id,
                     )
