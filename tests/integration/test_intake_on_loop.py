@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -324,3 +326,55 @@ def test_a_thread_group_hands_the_next_group_to_the_loop(platform: Platform) -> 
     for cmd in [first, *rest]:
         assert _count(platform, OrderRow, card_id=cmd.card_id) == 1
     assert not placed.replayed
+
+
+def test_a_request_whose_loop_closed_while_it_waited_is_led_by_the_committer(
+    platform: Platform,
+) -> None:
+    """Its server stopped: the group it was to lead goes to the committer thread, and the queue
+    moves on rather than waiting for a loop that will never run again."""
+    ordering, bulk_threads = _grouped(platform)
+    first = place_command(new_card_id(), f"req-{new_card_id()}")
+    orphan = place_command(new_card_id(), f"req-{new_card_id()}")
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_database() -> None:
+        other = make_engine(platform.engine.url.render_as_string(hide_password=False))
+        with other.connect() as connection:
+            if other.dialect.name == "postgresql":
+                connection.execute(text("LOCK TABLE orders IN EXCLUSIVE MODE"))
+            else:
+                connection.execute(text("SELECT 1"))  # within BEGIN IMMEDIATE: the write lock
+            held.set()
+            release.wait(5)
+            connection.rollback()
+        other.dispose()
+
+    holding = threading.Thread(target=hold_the_database)
+    holding.start()
+    assert held.wait(10)
+    pool = ThreadPoolExecutor(1)
+    by_thread = pool.submit(ordering.place, first, actor=PLATFORM)  # leads, waits for the lock
+    while not bulk_threads:
+        time.sleep(0.005)
+
+    async def queue_and_stop(on_loop: OnLoop) -> None:
+        asyncio.get_running_loop().create_task(
+            ordering.place_async(orphan, actor=PLATFORM, on_loop=on_loop)
+        )
+        while not ordering._queue:
+            await asyncio.sleep(0.005)
+
+    _on_loop(platform, queue_and_stop)  # asyncio.run closes the loop, the order still queued
+    release.set()
+    holding.join()
+
+    assert not by_thread.result(timeout=10).replayed
+    deadline = time.monotonic() + 10
+    while _count(platform, OrderRow, card_id=orphan.card_id) == 0:
+        assert time.monotonic() < deadline, "the orphaned order was never placed"
+        time.sleep(0.01)
+    assert len(bulk_threads) == 2  # the thread's group, then the orphan's, both on threads
+    later = pool.submit(ordering.place, place_command(new_card_id(), None), actor=PLATFORM)
+    assert not later.result(timeout=10).replayed  # the queue did not stay leaderless
+    pool.shutdown()
