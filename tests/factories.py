@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from joserfc import jwe
 from joserfc.jwk import ECKey
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from issuance.contract.sensitive import luhn_ok
 from issuance.db.models import EventRow
@@ -246,6 +246,15 @@ class JournalEntry:
     def status(self) -> str:
         status: str = self.payload["details"]["status"]
         return status
+
+
+def count_rows(engine: Engine, model: Any, **where: str) -> int:
+    """How many rows of `model` have these column values."""
+    query = select(func.count()).select_from(model)
+    for name, value in where.items():
+        query = query.where(getattr(model, name) == value)
+    with engine.connect() as connection:
+        return int(connection.scalar(query) or 0)
 
 
 def journal(engine: Engine, card_id: str, *, issuer_id: str = DEMO) -> list[JournalEntry]:

@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from issuance.db.bulk import SqlBulkIntake
 from issuance.db.models import AuditRow, OrderRow
@@ -25,7 +25,7 @@ from issuance.platform import Platform
 from issuance.services.grouped_ordering import GroupedOrdering
 from issuance.services.ordering import Placement, PlaceOrder
 from issuance.services.unit_of_work import Collision
-from tests.factories import DEMO, new_card_id, place_command
+from tests.factories import DEMO, count_rows, new_card_id, place_command
 
 ISSUER_CLIENT = Actor(ActorKind.ISSUER, "client-1", DEMO)
 
@@ -102,11 +102,7 @@ def _place_together(
 
 
 def _count(platform: Platform, model: Any, **where: str) -> int:
-    query = select(func.count()).select_from(model)
-    for name, value in where.items():
-        query = query.where(getattr(model, name) == value)
-    with platform.engine.connect() as connection:
-        return int(connection.scalar(query) or 0)
+    return count_rows(platform.engine, model, **where)
 
 
 def test_orders_arriving_during_a_commit_are_placed_as_the_next_group(platform: Platform) -> None:

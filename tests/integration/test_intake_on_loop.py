@@ -11,11 +11,10 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
 from issuance.api.errors import database_unavailable
 from issuance.db.engine import make_engine
@@ -26,9 +25,9 @@ from issuance.domain.audit import PLATFORM
 from issuance.domain.errors import Conflict, InvalidRequest
 from issuance.platform import Platform
 from issuance.services.bulk_placing import BulkIntake
-from issuance.services.grouped_ordering import GroupedOrdering, OnLoop
+from issuance.services.grouped_ordering import Commit, GroupedOrdering, OnLoop
 from issuance.services.ordering import Clock, Placement, PlaceOrder
-from tests.factories import new_card_id, place_command
+from tests.factories import count_rows, new_card_id, place_command
 
 T = TypeVar("T")
 
@@ -48,11 +47,7 @@ def _grouped(platform: Platform) -> tuple[GroupedOrdering, list[int]]:
 
 
 def _count(platform: Platform, model: Any, **where: str) -> int:
-    query = select(func.count()).select_from(model)
-    for name, value in where.items():
-        query = query.where(getattr(model, name) == value)
-    with platform.engine.connect() as connection:
-        return int(connection.scalar(query) or 0)
+    return count_rows(platform.engine, model, **where)
 
 
 class _Ticker:
@@ -74,6 +69,64 @@ class _Ticker:
     def __exit__(self, *_: object) -> None:
         assert self._task is not None
         self._task.cancel()
+
+
+class _Held:
+    """The database held by a thread until `release()` (or for 20 s at most).
+
+    `by`: "writer lock", this process's SQLite writer lock; "another connection", a connection
+    of another engine holding SQLite's write lock (BEGIN IMMEDIATE), or, on PostgreSQL, a lock
+    on the orders table that every insert waits for.
+    """
+
+    def __init__(self, platform: Platform, by: str = "another connection") -> None:
+        self._platform, self._by = platform, by
+        self._held, self._released = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._hold)
+
+    def _hold(self) -> None:
+        if self._by == "writer lock":
+            lock = sqlite_writer_lock(self._platform.engine)
+            assert lock is not None
+            with lock:
+                self._held.set()
+                self._released.wait(20)
+            return
+        other = make_engine(self._platform.engine.url.render_as_string(hide_password=False))
+        with other.connect() as connection:
+            if other.dialect.name == "postgresql":
+                connection.execute(text("LOCK TABLE orders IN EXCLUSIVE MODE"))
+            else:
+                connection.execute(text("SELECT 1"))  # within BEGIN IMMEDIATE: the write lock
+            self._held.set()
+            self._released.wait(20)
+            connection.rollback()
+        other.dispose()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def __enter__(self) -> _Held:
+        self._thread.start()
+        assert self._held.wait(10), "the database was never held"
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
+        self._thread.join()
+
+
+async def _place_while_held(
+    ordering: GroupedOrdering, commands: list[PlaceOrder], on_loop: OnLoop, held: _Held
+) -> tuple[int, list[Placement | BaseException]]:
+    """Place `commands` while `held`; the loop's free ticks in the 300 ms before the release."""
+    with _Ticker() as ticker:
+        placing = asyncio.ensure_future(_gather(ordering, commands, on_loop))
+        await asyncio.sleep(0.3)
+        assert not placing.done()  # the orders wait for the database
+        ticks = ticker.ticks
+        held.release()
+        return ticks, await placing
 
 
 async def _gather(
@@ -136,36 +189,11 @@ def test_sqlite_held_by_another_writer_sends_the_group_to_the_committer(
         pytest.skip("PostgreSQL groups await their connections on the loop")
     ordering, committer_threads = _grouped(platform)
     commands = [place_command(new_card_id(), f"req-{new_card_id()}") for _ in range(4)]
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        if holder == "another process":
-            other = make_engine(platform.engine.url.render_as_string(hide_password=False))
-            with other.begin() as connection:  # BEGIN IMMEDIATE: SQLite's write lock
-                connection.execute(text("SELECT 1"))
-                held.set()
-                release.wait(20)
-            other.dispose()
-        else:
-            lock = sqlite_writer_lock(platform.engine)
-            assert lock is not None
-            with lock:
-                held.set()
-                release.wait(20)
+    by = "writer lock" if holder == "thread of this process" else "another connection"
 
     async def scenario(on_loop: OnLoop) -> tuple[int, list[Placement | BaseException]]:
-        holding = threading.Thread(target=hold)
-        holding.start()
-        assert await asyncio.to_thread(held.wait, 10)
-        with _Ticker() as ticker:
-            placing = asyncio.ensure_future(_gather(ordering, commands, on_loop))
-            await asyncio.sleep(0.3)
-            assert not placing.done()  # the orders wait for the writer
-            ticks = ticker.ticks
-            release.set()
-            answers = await placing
-        await asyncio.to_thread(holding.join)
-        return ticks, answers
+        with _Held(platform, by) as held:
+            return await _place_while_held(ordering, commands, on_loop, held)
 
     ticks, answers = _on_loop(platform, scenario)
 
@@ -184,28 +212,9 @@ def test_postgresql_groups_wait_for_the_database_without_holding_the_loop(
     ordering, committer_threads = _grouped(platform)
     commands = [place_command(new_card_id(), f"req-{new_card_id()}") for _ in range(4)]
 
-    locked, release = threading.Event(), threading.Event()
-
-    def lock_orders() -> None:  # inserts wait, until released or for 2 s at most
-        with platform.engine.connect() as locker:
-            locker.execute(text("LOCK TABLE orders IN EXCLUSIVE MODE"))
-            locked.set()
-            release.wait(2)
-            locker.rollback()
-
     async def scenario(on_loop: OnLoop) -> tuple[int, list[Placement | BaseException]]:
-        locking = threading.Thread(target=lock_orders)
-        locking.start()
-        assert await asyncio.to_thread(locked.wait, 10)
-        with _Ticker() as ticker:
-            placing = asyncio.ensure_future(_gather(ordering, commands, on_loop))
-            await asyncio.sleep(0.3)
-            assert not placing.done()  # the orders wait for the lock
-            ticks = ticker.ticks
-            release.set()
-            answers = await placing
-        await asyncio.to_thread(locking.join)
-        return ticks, answers
+        with _Held(platform) as held:  # inserts wait for the lock on orders
+            return await _place_while_held(ordering, commands, on_loop, held)
 
     ticks, answers = _on_loop(platform, scenario)
 
@@ -229,9 +238,7 @@ def test_a_group_cancelled_on_the_loop_fails_its_orders_and_the_next_group_goes_
         def __init__(self, real: OnLoop) -> None:
             self.real, self.entered, self.first = real, asyncio.Event(), True
 
-        async def run(
-            self, commit: Callable[[Callable[[], BulkIntake], datetime], T], clock: Clock
-        ) -> T:
+        async def run(self, commit: Commit[T], clock: Clock) -> T:
             if self.first:
                 self.first = False
                 self.entered.set()
@@ -289,33 +296,19 @@ def test_a_thread_group_hands_the_next_group_to_the_loop(platform: Platform) -> 
     ordering, bulk_threads = _grouped(platform)
     first = place_command(new_card_id(), f"req-{new_card_id()}")
     rest = [place_command(new_card_id(), f"req-{new_card_id()}") for _ in range(3)]
-    held, release = threading.Event(), threading.Event()
-
-    def hold_the_database() -> None:  # the thread's group waits for it, in its thread
-        other = make_engine(platform.engine.url.render_as_string(hide_password=False))
-        with other.connect() as connection:
-            if other.dialect.name == "postgresql":
-                connection.execute(text("LOCK TABLE orders IN EXCLUSIVE MODE"))
-            else:
-                connection.execute(text("SELECT 1"))  # within BEGIN IMMEDIATE: the write lock
-            held.set()
-            release.wait(5)
-            connection.rollback()
-        other.dispose()
 
     async def scenario(on_loop: OnLoop) -> tuple[Placement, list[Placement | BaseException]]:
-        holding = threading.Thread(target=hold_the_database)
-        holding.start()
-        assert await asyncio.to_thread(held.wait, 10)
-        by_thread = asyncio.ensure_future(asyncio.to_thread(ordering.place, first, actor=PLATFORM))
-        while not bulk_threads:  # the thread leads, and waits for the database
-            await asyncio.sleep(0.005)
-        placing = asyncio.ensure_future(_gather(ordering, rest, on_loop))
-        while len(ordering._queue) < len(rest):
-            await asyncio.sleep(0.005)
-        release.set()
-        answers = await placing
-        await asyncio.to_thread(holding.join)
+        with _Held(platform) as held:  # the thread's group waits for it, in its thread
+            by_thread = asyncio.ensure_future(
+                asyncio.to_thread(ordering.place, first, actor=PLATFORM)
+            )
+            while not bulk_threads:  # the thread leads, and waits for the database
+                await asyncio.sleep(0.005)
+            placing = asyncio.ensure_future(_gather(ordering, rest, on_loop))
+            while len(ordering._queue) < len(rest):
+                await asyncio.sleep(0.005)
+            held.release()
+            answers = await placing
         return await by_thread, answers
 
     placed, answers = _on_loop(platform, scenario)
@@ -336,27 +329,7 @@ def test_a_request_whose_loop_closed_while_it_waited_is_led_by_the_committer(
     ordering, bulk_threads = _grouped(platform)
     first = place_command(new_card_id(), f"req-{new_card_id()}")
     orphan = place_command(new_card_id(), f"req-{new_card_id()}")
-    held, release = threading.Event(), threading.Event()
-
-    def hold_the_database() -> None:
-        other = make_engine(platform.engine.url.render_as_string(hide_password=False))
-        with other.connect() as connection:
-            if other.dialect.name == "postgresql":
-                connection.execute(text("LOCK TABLE orders IN EXCLUSIVE MODE"))
-            else:
-                connection.execute(text("SELECT 1"))  # within BEGIN IMMEDIATE: the write lock
-            held.set()
-            release.wait(5)
-            connection.rollback()
-        other.dispose()
-
-    holding = threading.Thread(target=hold_the_database)
-    holding.start()
-    assert held.wait(10)
     pool = ThreadPoolExecutor(1)
-    by_thread = pool.submit(ordering.place, first, actor=PLATFORM)  # leads, waits for the lock
-    while not bulk_threads:
-        time.sleep(0.005)
 
     async def queue_and_stop(on_loop: OnLoop) -> None:
         asyncio.get_running_loop().create_task(
@@ -365,9 +338,11 @@ def test_a_request_whose_loop_closed_while_it_waited_is_led_by_the_committer(
         while not ordering._queue:
             await asyncio.sleep(0.005)
 
-    _on_loop(platform, queue_and_stop)  # asyncio.run closes the loop, the order still queued
-    release.set()
-    holding.join()
+    with _Held(platform):
+        by_thread = pool.submit(ordering.place, first, actor=PLATFORM)  # leads, waits
+        while not bulk_threads:
+            time.sleep(0.005)
+        _on_loop(platform, queue_and_stop)  # asyncio.run closes the loop, the order queued
 
     assert not by_thread.result(timeout=10).replayed
     deadline = time.monotonic() + 10

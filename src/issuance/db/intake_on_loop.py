@@ -17,9 +17,8 @@ the committer and about a quarter of the server's CPU per order (bench/RESULTS.m
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 from functools import partial
 from typing import TypeVar
 
@@ -28,12 +27,10 @@ from sqlalchemy.util import greenlet_spawn
 
 from issuance.db.bulk import PlannerStatistics, SqlBulkIntake
 from issuance.db.engine import make_async_engine
-from issuance.services.bulk_placing import BulkIntake
-from issuance.services.grouped_ordering import OnLoop
+from issuance.services.grouped_ordering import Commit, OnLoop
 from issuance.services.ordering import Clock
 
 T = TypeVar("T")
-Commit = Callable[[Callable[[], BulkIntake], datetime], T]
 
 # PostgreSQL connections of a loop's intake: one group commits at a time, and its ANALYZE
 # (db/bulk.py `PlannerStatistics`) may want a second.

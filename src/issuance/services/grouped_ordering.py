@@ -55,14 +55,13 @@ from issuance.services.unit_of_work import Collision, UnitOfWork
 MAX_GROUP = 200  # orders per transaction, as the batch API's chunks
 
 T = TypeVar("T")
+Commit = Callable[[Callable[[], BulkIntake], datetime], T]  # a group's commit: (bulk, now)
 
 
 class OnLoop(Protocol):
     """Commits a group on the running event loop (db/intake_on_loop.py)."""
 
-    async def run(
-        self, commit: Callable[[Callable[[], BulkIntake], datetime], T], clock: Clock
-    ) -> T:
+    async def run(self, commit: Commit[T], clock: Clock) -> T:
         """`commit(bulk, now)` on this loop, `bulk` opening this loop's transactions and `now`
         read from `clock` without holding the loop."""
         ...
