@@ -54,9 +54,15 @@ def _redact(value: Any) -> Any:
     return value
 
 
+_PLAIN = (int, float, bool, type(None))  # nothing to mask in these
+
+
 def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    for key in list(event):
-        event[key] = "[REDACTED]" if is_sensitive_key(key) else _redact(event[key])
+    for key, value in event.items():  # values are replaced, keys stay: safe while iterating
+        if is_sensitive_key(key):
+            event[key] = "[REDACTED]"
+        elif not isinstance(value, _PLAIN):
+            event[key] = _redact(value)
     return event
 
 
@@ -64,7 +70,9 @@ def configure_logging(*, json_output: bool, level: int = logging.INFO) -> None:
     """structlog for our events, and the same redaction for other libraries' records.
 
     `format_exc_info` turns a traceback into plain text before `redact` sees it: a pretty
-    traceback rendered later could print local variables, a decrypted PAN among them.
+    traceback rendered later could print local variables, a decrypted PAN among them. The level
+    and the timestamp are added after it: we write them, so there is nothing to mask (the
+    access log pays for every line).
     """
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -74,10 +82,10 @@ def configure_logging(*, json_output: bool, level: int = logging.INFO) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             redact,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import pytest
+import structlog
 
 from issuance.contract.sensitive import luhn_ok
 from issuance.logging import SENSITIVE_KEYS, configure_logging, mask_pans, redact
@@ -179,6 +180,25 @@ def test_other_libraries_records_go_through_the_same_redaction(
     line = json.loads(next(x for x in err.splitlines() if "never retrieved" in x))
     assert line["level"] == "error"
     assert "ValueError" in line["exception"]
+
+
+def test_our_lines_are_masked_whatever_was_bound_and_carry_level_and_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(json_output=True)
+    with structlog.contextvars.bound_contextvars(note=f"card {PAN}", cvv2="123"):
+        structlog.get_logger("t").warning("declined", detail={"pan": PAN}, text=PAN, attempt=2)
+
+    out, _err = capsys.readouterr()
+    line = json.loads(out.strip().splitlines()[-1])
+    assert PAN not in out
+    assert line["note"] == "card 453991******5676"
+    assert line["cvv2"] == "[REDACTED]"
+    assert line["detail"] == {"pan": "[REDACTED]"}
+    assert line["text"] == "453991******5676"
+    assert line["attempt"] == 2
+    assert line["level"] == "warning"
+    assert line["timestamp"].endswith("Z")
 
 
 def test_configuring_twice_leaves_one_redacting_handler() -> None:

@@ -7,6 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from issuance.contract import sensitive
 from issuance.contract.sensitive import luhn_ok
 from issuance.domain.programs import BinRange
 from issuance.logging import mask_pans
@@ -101,3 +102,28 @@ def test_mask_pans_masks_every_pan_in_a_line(parts: list[tuple[str, str]]) -> No
 
     assert all(_leaks(output, pan) == [] for _, pan in parts)
     assert len(output) == len(text)
+
+
+def _both_masks(text: str) -> str:
+    """mask_pans without its quick check: both substitutions, always."""
+    runs = sensitive._DIGIT_RUN.sub(lambda m: sensitive._mask(m.group(0)), text)
+    return sensitive._GROUPED_DIGITS.sub(sensitive._mask_grouped, runs)
+
+
+# Digits in groups of 1 to 10, apart or run together, between letters: PANs written in
+# groups, dates, phone numbers, and near misses of each.
+digit_groups = st.builds(
+    lambda before, groups, separator, after: before + separator.join(groups) + after,
+    st.sampled_from(["", "card ", "-", "x"]),
+    st.lists(st.text(alphabet="0123456789", min_size=1, max_size=6), min_size=1, max_size=6).map(
+        lambda groups: ["4539", *groups[1:]] if len(groups) > 2 else groups
+    ),
+    st.sampled_from([" ", "-", " ", "-", "", "x", " - "]),
+    st.sampled_from(["", " ok", "-", "7"]),
+)
+
+
+@quick
+@given(text=st.one_of(digit_groups, st.text(alphabet="0123456789 -x", max_size=60)))
+def test_the_quick_check_skips_only_text_that_neither_mask_would_change(text: str) -> None:
+    assert mask_pans(text) == _both_masks(text)
