@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
 
 from issuance.contract.common import CARD_ID_PATTERN, ISSUER_ID_PATTERN
 from issuance.domain.audit import Actor, ActorKind
@@ -48,55 +49,59 @@ EndpointIdPath = Annotated[
     str, Path(alias="endpointId", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="As configured")
 ]
 
-_bearer = HTTPBearer(
-    auto_error=False, bearerFormat="JWT", description="Access token from /authz/v1/oauth2/token"
-)
-
-
-BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 _tokens = VerifiedTokens()  # per process; keyed by the signing key, so shared safely
 
 
-def _verified(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
-    if credentials is None:
-        raise Unauthenticated(
-            "a bearer access token is required", field="Authorization", code="UNAUTHORIZED"
-        )
-    platform: Platform = request.app.state.platform
-    return _tokens.verify(
-        credentials.credentials,
-        key=platform.keys.token_key,
-        issuer=platform.settings.token_issuer,
-    )
+class _BearerToken(SecurityBase):
+    """`Authorization: Bearer <access token>`, verified: the OpenAPI document's bearer scheme
+    and the check in one dependency.
 
-
-async def any_caller(request: Request, credentials: BearerCredentials) -> Principal:
-    """Whoever holds a valid token, issuer or operator (the sandbox controls ask no more)."""
-    return _verified(request, credentials)
-
-
-AnyCaller = Annotated[Principal, Depends(any_caller)]
-
-
-async def current_issuer(
-    request: Request, issuer_id: IssuerIdPath, credentials: BearerCredentials
-) -> Principal:
-    """The caller, who must hold a valid token bound to the issuer named in the path.
-
-    It verifies the token itself rather than through `AnyCaller`: two sub-dependencies fewer
-    took FastAPI's resolver from 22.5% to 18.7% of a status read's CPU (py-spy).
+    FastAPI solves each dependency on its own, about 80,000 instructions a time (valgrind):
+    with the scheme as a sub-dependency, and the platform as another, a single-card order had
+    four. Merged, and the platform read from the app's state, it has two, and costs 3% less.
     """
-    caller = _verified(request, credentials)
-    if caller.operator or caller.issuer_id != issuer_id:
-        raise Forbidden(
-            f"this token is not valid for issuer {issuer_id}",
-            field="issuerId",
-            code="ISSUER_MISMATCH",
+
+    def __init__(self) -> None:
+        self.model = HTTPBearerModel(
+            bearerFormat="JWT", description="Access token from /authz/v1/oauth2/token"
         )
-    return caller
+        self.scheme_name = "HTTPBearer"
+
+    def verified(self, request: Request) -> Principal:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated(
+                "a bearer access token is required", field="Authorization", code="UNAUTHORIZED"
+            )
+        platform: Platform = request.app.state.platform
+        return _tokens.verify(
+            token.strip(), key=platform.keys.token_key, issuer=platform.settings.token_issuer
+        )
 
 
-CurrentIssuer = Annotated[Principal, Depends(current_issuer)]
+class _AnyCaller(_BearerToken):
+    async def __call__(self, request: Request) -> Principal:
+        """Whoever holds a valid token, issuer or operator (the sandbox controls ask no more)."""
+        return self.verified(request)
+
+
+AnyCaller = Annotated[Principal, Depends(_AnyCaller())]
+
+
+class _CurrentIssuer(_BearerToken):
+    async def __call__(self, request: Request, issuer_id: IssuerIdPath) -> Principal:
+        """The caller, who must hold a valid token bound to the issuer named in the path."""
+        caller = self.verified(request)
+        if caller.operator or caller.issuer_id != issuer_id:
+            raise Forbidden(
+                f"this token is not valid for issuer {issuer_id}",
+                field="issuerId",
+                code="ISSUER_MISMATCH",
+            )
+        return caller
+
+
+CurrentIssuer = Annotated[Principal, Depends(_CurrentIssuer())]
 
 
 async def current_operator(caller: AnyCaller) -> Principal:

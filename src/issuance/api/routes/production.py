@@ -69,10 +69,10 @@ async def order_card(
     issuer: CurrentIssuer,
     card_id: CardIdPath,
     body: CardOrderRequest,
-    platform: PlatformDep,
     dry_run: DryRun = False,
 ) -> JSONResponse:
     """Order one card. Idempotent on `issuerRequestId`: a retry answers `Idempotent-Replayed: true`."""
+    platform: Platform = request.app.state.platform  # not a dependency: each costs (deps.py)
     # On the event loop: decrypting and sealing is work without I/O, and the order then waits
     # for its group without a thread (services/grouped_ordering.py).
     command = to_command(
