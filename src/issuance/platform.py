@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,8 +32,25 @@ def utc_now() -> datetime:
 
 
 def new_operation_id() -> str:
-    """A UUID: unique across processes and databases, inside D1's `[A-Za-z0-9_-]{1,64}`."""
-    return str(uuid.uuid4())
+    """A UUID of version 7 (RFC 9562): unique across processes and databases, inside D1's
+    `[A-Za-z0-9_-]{1,64}`, and in creation order to the millisecond.
+
+    Time first, then 74 random bits: a new order's id goes to the right edge of each index on
+    operation ids (the orders' key, the journal's), where random ids dirtied a page of each
+    per order, to be written to the WAL at commit and read back as the tables grow. Inserting
+    and committing orders in groups of 32 on SQLite: 74 µs an order with random ids, 55 with
+    these. The time in it is the order's start, which its `startTime` tells anyway.
+    """
+    milliseconds = time.time_ns() // 1_000_000
+    random = int.from_bytes(os.urandom(10), "big")
+    value = (
+        (milliseconds & (1 << 48) - 1) << 80
+        | 0x7 << 76  # version
+        | (random >> 68) << 64  # 12 random bits
+        | 0b10 << 62  # variant
+        | random & (1 << 62) - 1  # 62 random bits
+    )
+    return str(uuid.UUID(int=value))
 
 
 @dataclass
