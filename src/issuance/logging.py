@@ -6,10 +6,12 @@ sensitive key are dropped and anything that looks like a PAN is masked to first 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import MutableMapping
 from typing import Any
 
+import orjson
 import structlog
 
 from issuance.contract.sensitive import CARD_DATA_KEYS, mask_pans, normalized_key
@@ -75,7 +77,7 @@ def configure_logging(*, json_output: bool, level: int = logging.INFO) -> None:
     access log pays for every line).
     """
     renderer: Any = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_json_line)
         if json_output
         else structlog.dev.ConsoleRenderer(colors=False)
     )
@@ -92,6 +94,15 @@ def configure_logging(*, json_output: bool, level: int = logging.INFO) -> None:
         cache_logger_on_first_use=True,
     )
     _route_standard_logging(renderer)
+
+
+def _json_line(event: Any, **_: Any) -> str:
+    """orjson: a tenth of `json.dumps`'s time, on every access-log line. What JSON has no type
+    for is written as its `repr`, as structlog's own renderer does."""
+    try:
+        return orjson.dumps(event, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # an integer beyond 64 bits (a logged body may hold anything)
+        return json.dumps(event, default=repr)
 
 
 _HANDLER_NAME = "issuance-redacting"

@@ -9,7 +9,6 @@ PostgreSQL, bench/production_report.py).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -32,6 +31,7 @@ from sqlalchemy import (
 )
 
 from issuance.db.arrays import unnested
+from issuance.db.engine import json_text
 from issuance.db.feed import current_txid
 from issuance.db.models import AuditRow, Base, CardRow, DeliveryRow, EventRow, OrderRow
 from issuance.db.outbox import DeliveryStatus
@@ -185,7 +185,7 @@ class _Unnested:
         """The rows, as the arrays the statement unnests."""
         columns = {name: [row[name] for row in rows] for name in self._names}
         for name in self._json:  # as SQLAlchemy's JSON type writes them: None is JSON null
-            columns[name] = [json.dumps(value) for value in columns[name]]
+            columns[name] = [json_text(value) for value in columns[name]]
         return columns
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 from psycopg.types.array import ListBinaryDumper
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -24,6 +26,23 @@ SQLITE_BEGIN = "sqlite_begin"  # execution option: "DEFERRED" for read-only tran
 # Execution option: a writer that finds the database locked fails at once (`database is locked`)
 # instead of waiting up to SQLITE_BUSY_TIMEOUT: for work on an event loop, which must not wait.
 SQLITE_NOWAIT = "sqlite_nowait"
+
+
+def json_text(value: Any) -> str:
+    """JSON columns' text: orjson, a tenth of the time of `json.dumps` for an order's request.
+
+    Compact and in UTF-8 where `json.dumps` escaped non-ASCII: other bytes, the same values
+    read back. Non-text keys become text, as `json.dumps` makes them; integers beyond 64 bits,
+    which orjson refuses, are written by `json.dumps`. NaN and infinities become null, where
+    `json.dumps` wrote tokens that are not JSON (PostgreSQL refuses them).
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
+_JSON = {"json_serializer": json_text, "json_deserializer": orjson.loads}
 
 
 def make_engine(url: str, *, threads: int = REQUEST_THREADS, **kwargs: Any) -> Engine:
@@ -50,13 +69,13 @@ def make_engine(url: str, *, threads: int = REQUEST_THREADS, **kwargs: Any) -> E
         # (`_ping_when_idle`), so the API recovers by itself; an unreachable server fails a
         # request within seconds (503 DATABASE_UNAVAILABLE) instead of holding it.
         kwargs = {"connect_args": {"connect_timeout": PG_CONNECT_TIMEOUT}, **kwargs}
-        engine = create_engine(url, pool_timeout=PG_POOL_TIMEOUT, **kwargs)
+        engine = create_engine(url, pool_timeout=PG_POOL_TIMEOUT, **_JSON, **kwargs)
         _ping_when_idle(engine)
         _bind_lists_in_binary(engine)
         return engine
     if parsed.database:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+    engine = create_engine(url, connect_args={"check_same_thread": False}, **_JSON, **kwargs)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -105,6 +124,7 @@ def make_async_engine(
             "connect_timeout": PG_CONNECT_TIMEOUT,
             **({"application_name": application_name} if application_name else {}),
         },
+        **_JSON,
     )
     _ping_when_idle(engine.sync_engine)
     _bind_lists_in_binary(engine.sync_engine)
