@@ -152,7 +152,7 @@ class OrderRow(Base):
     input_file_name: Mapped[str | None] = mapped_column(String(255))  # the issuer's order file
     production_batch: Mapped[str | None] = mapped_column(String(255))  # the machines' batch file
     status: Mapped[str] = mapped_column(String(32))
-    production_status: Mapped[str] = mapped_column(String(32), index=True)
+    production_status: Mapped[str] = mapped_column(String(32))  # ix_orders_status_updated
     start_time: Mapped[datetime]
     end_time: Mapped[datetime | None]
     due_date: Mapped[datetime | None]
@@ -234,7 +234,7 @@ class EventRow(Base):
     )
 
     event_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    issuer_id: Mapped[str] = mapped_column(String(10), index=True)
+    issuer_id: Mapped[str] = mapped_column(String(10))  # ix_events_feed leads with it
     card_id: Mapped[str] = mapped_column(String(48))
     operation_id: Mapped[str] = mapped_column(ForeignKey("orders.operation_id"), index=True)
     sequence: Mapped[int] = mapped_column(BigInteger)
