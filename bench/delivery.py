@@ -58,12 +58,24 @@ NOTIFY = "/notifications/d1/v2/issuers/DEMOBANK01/cards"
 
 
 def provenance() -> dict[str, str]:
-    """When and on which kernel build a result was measured: bench/RESULTS.md lists them, as the
-    files of one report may come from different days (and this shared machine's speed moves)."""
+    """When, on which kernel build and on which CPU a result was measured: bench/RESULTS.md
+    lists them, as the files of one report may come from different days and machines (and a
+    shared machine's speed moves)."""
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="minutes"),
         "kernel": platform.release(),
+        "cpu": cpu_model(),
     }
+
+
+def cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [
+        line.split(":", 1)[1].strip()
+        for line in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
+        if line.startswith("model name")
+    ]
+    return names[0] if names else "unknown CPU"
 
 
 def conninfo(url: str) -> str:
