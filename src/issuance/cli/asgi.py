@@ -21,8 +21,9 @@ def app_from_environment() -> FastAPI:
 
 # Allocations between two young collections (CPython's default is 700). A request allocates
 # thousands of objects, most of them freed by reference counting: at 700 the collector ran
-# about every 35 orders at saturation and cost 1.5% of the order's CPU (bench/intake.py); at
-# 10,000 it runs a tenth as often, for what a few hundred kB of uncollected cycles cost.
+# about every 35 orders at saturation and cost 1.5% of the order's CPU (timed in process with
+# gc.callbacks); at 10,000 it runs a tenth as often, for at most about a megabyte of cyclic
+# garbage waiting a little longer.
 YOUNG_GENERATION_THRESHOLD = 10_000
 
 
