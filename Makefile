@@ -48,7 +48,7 @@ soak: $(STAMP)
 ## ISSUANCE_BENCH_DATABASE_URL); the worker's POST path without a database; claims behind a backlog, before and after parking; order intake (SQLite; PostgreSQL with 1 and 2 API processes),
 ## status with a million orders (SQLite, PostgreSQL), and a file import of IMPORT_LINES lines
 ## (default 1,000,000) next to an executemany of its rows, each next to its ceiling measured in the
-## same run; and a bureau's production report of 30,000 lines (SQLite, PostgreSQL); writes bench/results/*.json and bench/RESULTS.md. Intake takes ~4 minutes a run
+## same run; instructions per order, platform and ceiling, counted by valgrind; and a bureau's production report of 30,000 lines (SQLite, PostgreSQL); writes bench/results/*.json and bench/RESULTS.md. Intake takes ~4 minutes a run
 ## (three rounds; ~7 on PostgreSQL, with its second ceiling), status ~6 a run on a quiet machine
 ## (seeding a million orders is most of it).
 BENCH_PG ?= $${ISSUANCE_BENCH_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/bench_delivery}
@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/claims.py --database-url $(BENCH_PG_CLAIMS) --json bench/results/claims-postgresql.json
 	$(BIN)/python bench/intake.py --json bench/results/intake-sqlite-p1.json
 	$(BIN)/python bench/intake_stages.py --json bench/results/stages-sqlite.json
+	$(BIN)/python bench/intake_instructions.py --json bench/results/instructions-sqlite.json
 	$(BIN)/python bench/intake_stages.py --database-url $(BENCH_PG_INTAKE) \
 		--json bench/results/stages-postgresql.json
 	for processes in 1 2; do \
