@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/intake_instructions.py [--orders N] [--concurrency C] [--json PATH]
 
-Takes about two minutes. Timings on this shared machine move by 5% from one run to the next,
+Takes under a minute. Timings on this shared machine move by 5% from one run to the next,
 so a change worth 2% cannot be seen in them; instructions can: the same code counts the same
 to 0.2%. This is how the changes of 2026-12-05 were weighed (bench/RESULTS.md, "Order intake").
 
