@@ -69,13 +69,14 @@ class _BearerToken(SecurityBase):
 
     def verified(self, request: Request) -> Principal:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise Unauthenticated(
                 "a bearer access token is required", field="Authorization", code="UNAUTHORIZED"
             )
         platform: Platform = request.app.state.platform
         return _tokens.verify(
-            token.strip(), key=platform.keys.token_key, issuer=platform.settings.token_issuer
+            token, key=platform.keys.token_key, issuer=platform.settings.token_issuer
         )
 
 
