@@ -46,13 +46,25 @@ def is_sensitive_key(key: object) -> bool:
     return normalized_key(key) in SENSITIVE_KEYS
 
 
-def _redact(value: Any) -> Any:
+# Nesting kept in a logged value; deeper is replaced. A client's JSON body may nest a thousand
+# levels in a few kilobytes: walked to the end, it overflowed the stack, and the log line of a
+# refused request became an unhandled error.
+MAX_LOGGED_DEPTH = 32
+TOO_DEEP = "[NESTED TOO DEEP]"
+
+
+def _redact(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
         return mask_pans(value)
+    if isinstance(value, dict | list | tuple) and depth >= MAX_LOGGED_DEPTH:
+        return TOO_DEEP
     if isinstance(value, dict):
-        return {k: "[REDACTED]" if is_sensitive_key(k) else _redact(v) for k, v in value.items()}
+        return {
+            k: "[REDACTED]" if is_sensitive_key(k) else _redact(v, depth + 1)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
-        return [_redact(v) for v in value]
+        return [_redact(v, depth + 1) for v in value]
     return value
 
 

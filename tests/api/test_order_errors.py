@@ -43,6 +43,30 @@ def test_malformed_json(issuer: IssuerClient) -> None:
     _refused(_post_raw(issuer, b'{"services": '), 400, "INVALID_JSON")
 
 
+@pytest.mark.parametrize("depth", [1_200, 5_000])
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
+def test_a_body_nested_deeper_than_the_stack_is_refused_and_logged(
+    issuer: IssuerClient, depth: int, batch: bool, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A few kilobytes of `[[[…]]]`: parsing or logging it once overflowed the stack after the
+    answer, an unhandled error that reset the connection (the test server logs bodies, as the
+    sandbox does)."""
+    card = "" if batch else f"{new_card_id()}/"
+    capfd.readouterr()
+    response = issuer.http.post(
+        f"/banking/v1/issuers/{DEMO}/physicalCards/{card}operations:production",
+        content=b"[" * depth + b"]" * depth,
+        headers={**issuer.headers, "content-type": "application/json"},
+    )
+
+    assert response.status_code == 400, response.text
+    assert response.json()["errorCode"] in {"INVALID_JSON", "FIELD_INVALID_FORMAT", "HTTP_ERROR"}
+    logged = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line]
+    [line] = [entry for entry in logged if entry.get("event") == "request"]
+    assert line["status"] == 400
+    assert not [entry for entry in logged if entry.get("level") == "error"]
+
+
 def test_a_body_that_is_not_an_object(issuer: IssuerClient) -> None:
     _refused(_post_raw(issuer, b"[1, 2]"), 400, "FIELD_INVALID_FORMAT")
 

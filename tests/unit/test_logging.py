@@ -11,7 +11,14 @@ import pytest
 import structlog
 
 from issuance.contract.sensitive import luhn_ok
-from issuance.logging import SENSITIVE_KEYS, configure_logging, mask_pans, redact
+from issuance.logging import (
+    MAX_LOGGED_DEPTH,
+    SENSITIVE_KEYS,
+    TOO_DEEP,
+    configure_logging,
+    mask_pans,
+    redact,
+)
 from issuance.settings import Settings
 from tests.unit.builders import pan_in
 
@@ -124,6 +131,32 @@ def test_pans_in_ordinary_values_are_masked_at_any_depth() -> None:
         "event": "declined 453991******5676",
         "detail": {"notes": ["see 453991******5676"], "count": 3},
     }
+
+
+def _nested(depth: int, leaf: Any) -> Any:
+    value = leaf
+    for level in range(depth):
+        value = [value] if level % 2 else {"next": value}
+    return value
+
+
+def test_nesting_deeper_than_the_cap_is_replaced_and_never_overflows_the_stack() -> None:
+    out = redacted({"event": "x", "request_body": _nested(sys.getrecursionlimit() * 2, PAN)})
+
+    level, kept = out["request_body"], 0
+    while isinstance(level, dict | list):
+        level = level["next"] if isinstance(level, dict) else level[0]
+        kept += 1
+    assert (kept, level) == (MAX_LOGGED_DEPTH, TOO_DEEP)
+
+
+def test_nesting_within_the_cap_is_kept_and_still_masked() -> None:
+    out = redacted({"event": "x", "request_body": _nested(MAX_LOGGED_DEPTH - 1, PAN)})
+
+    rendered = json.dumps(out)
+    assert TOO_DEEP not in rendered
+    assert PAN not in rendered
+    assert "453991******5676" in rendered
 
 
 def test_values_that_are_not_text_pass_through() -> None:

@@ -36,7 +36,7 @@ def loggable_body(body: bytes, content_type: str) -> Any:
             return json.loads(body)
         if content_type.startswith("application/x-www-form-urlencoded"):
             return dict(parse_qsl(body.decode(), keep_blank_values=True))
-    except ValueError:  # UnicodeDecodeError included
+    except (ValueError, RecursionError):  # UnicodeDecodeError included; nested too deep
         pass
     return f"<{len(body)} bytes of {content_type or 'unknown type'}>"
 
