@@ -11,10 +11,11 @@ Each server's ASGI application is driven in process, without sockets: C concurre
 a JWE of its own each. The whole run is under `valgrind --tool=callgrind`, which counts only
 while the N measured orders (default 320) go through, after a warm-up of 224: start-up, key
 generation and the warm-up are left out. The platform runs on a new SQLite file with the
-sandbox configuration, outside sandbox mode, its collector settled as `issuance serve` settles
-it; the ceiling is bench/bare_intake_app.py on a new SQLite file. Counting excludes the
-kernel (syscalls) and says nothing of cache misses: time per instruction differs between the
-two, so the ratio of counts is not the ratio of rates (bench/intake.py measures those).
+sandbox configuration, outside sandbox mode, built as each `issuance serve` process builds it
+(JSON access log, collector settled); the ceiling is bench/bare_intake_app.py on a new SQLite
+file. Counting excludes the kernel (syscalls) and says nothing of cache misses: time per
+instruction differs between the two, so the ratio of counts is not the ratio of rates
+(bench/intake.py measures those).
 """
 
 from __future__ import annotations
@@ -124,12 +125,9 @@ async def _platform(directory: Path, args: argparse.Namespace) -> dict[int, int]
     for name, value in platform_environment(url, directory, 8000).items():
         if name.startswith("ISSUANCE_"):
             os.environ[name] = value
-    from issuance.api.app import create_app
-    from issuance.cli.asgi import settle_garbage_collector
-    from issuance.settings import Settings
+    from issuance.cli.asgi import app_from_environment
 
-    app = create_app(Settings())
-    settle_garbage_collector()
+    app = app_from_environment()  # as each `issuance serve` process builds it, logging included
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
