@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -19,6 +18,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from issuance.contract.common import CORRELATION_ID_PATTERN
+from issuance.contract.sensitive import unmasked_hex_id
 
 log = structlog.get_logger("issuance.access")
 _VALID_CORRELATION_ID = re.compile(CORRELATION_ID_PATTERN)
@@ -77,14 +77,14 @@ class RequestContext:
             return
         headers = dict(scope["headers"])
         given = headers.get(b"x-correlation-id", b"").decode("latin-1")
-        correlation_id = given or uuid.uuid4().hex
+        correlation_id = given or unmasked_hex_id()
         if given and not _VALID_CORRELATION_ID.match(given):
             refusal = {
                 "errorCode": "FIELD_INVALID_FORMAT",
                 "error": "x-correlation-id: must match ^[A-Za-z0-9_-]{1,64}$",
                 "field": "x-correlation-id",
             }
-            await _reply(send, 400, refusal, uuid.uuid4().hex)
+            await _reply(send, 400, refusal, unmasked_hex_id())
             return
         if self.streamed is not None and self.streamed.fullmatch(scope["path"]):
             await self._pass_through(scope, receive, send, correlation_id)

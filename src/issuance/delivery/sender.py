@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
@@ -20,6 +19,7 @@ from typing import Any
 import aiohttp
 import httpx
 
+from issuance.contract.sensitive import unmasked_hex_id
 from issuance.delivery.signing import Signer
 from issuance.domain.parties import NotificationEndpoint
 from issuance.domain.retry import Outcome
@@ -113,7 +113,7 @@ def prepare_encoded(
 ) -> Request:
     """`prepare` for operations already in JSON (the worker sends each event's stored JSON as it
     is: no parsing and encoding again for every POST)."""
-    message = message or f"msg_{uuid.uuid4().hex}"
+    message = message or f"msg_{unmasked_hex_id()}"
     body = b'{"operations":[' + b",".join(operations) + b"]}"
     timestamp = int(now if now is not None else time.time())
     headers = {

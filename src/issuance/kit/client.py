@@ -15,7 +15,6 @@ the platform's own contract models; refusals raise the typed errors of `errors.p
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
@@ -34,6 +33,7 @@ from issuance.contract.orders import (
     CardsOrderResponse,
     OperationAccepted,
 )
+from issuance.contract.sensitive import unmasked_hex_id
 from issuance.kit import http as retrying
 from issuance.kit.auth import TOKEN_PATH, Credentials, Token, TokenCache
 from issuance.kit.errors import ApiError, ChangeFeedUnavailable, UnexpectedResponse, api_error
@@ -196,7 +196,7 @@ class AsyncIssuerClient:
         The token is read from the cache before each attempt, so a long run of retries moves
         to the renewed token instead of outliving the old one.
         """
-        correlation = correlation_id or uuid.uuid4().hex
+        correlation = correlation_id or unmasked_hex_id()
         used: list[str] = []
 
         async def headers() -> dict[str, str]:

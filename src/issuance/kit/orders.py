@@ -7,7 +7,6 @@ operation (`Idempotent-Replayed: true`) instead of creating a second card.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -15,7 +14,7 @@ from joserfc.jwk import ECKey
 from pydantic import BaseModel, ValidationError
 
 from issuance.contract.orders import CardOrderFields
-from issuance.contract.sensitive import SensitiveCardData
+from issuance.contract.sensitive import SensitiveCardData, unmasked_hex_id
 from issuance.kit.errors import InvalidOrder
 from issuance.security.field_encryption import encrypt_fields
 
@@ -25,8 +24,9 @@ CardData = SensitiveCardData | Mapping[str, Any]
 
 
 def new_issuer_request_id() -> str:
-    """32 hex characters: inside D1's `^[A-Za-z0-9_-]{1,64}$`, unique without coordination."""
-    return uuid.uuid4().hex
+    """32 hex characters: inside D1's `^[A-Za-z0-9_-]{1,64}$`, unique without coordination,
+    and shown as they are in logs (none that the PAN masking would alter)."""
+    return unmasked_hex_id()
 
 
 def _path(location: tuple[int | str, ...]) -> str:
