@@ -447,7 +447,8 @@ def production_report_rows(figures: list[dict[str, Any]]) -> list[str]:
 
 def intake_stage_rows(figures: list[dict[str, Any]]) -> list[str]:
     rows = [
-        "| database | `json.loads` (both) | body validation | JWE decryption alone (both) "
+        "| database | `json.loads` (the ceiling's parse) | parse and validation (the platform's) "
+        "| JWE decryption alone (both) "
         "| `to_command` (decrypt, check, fingerprint, seal) | the ceiling's insert "
         "| group transaction, per order, groups of 1 / 8 / 16 / 32 |",
         "|---|---|---|---|---|---|---|",
@@ -456,7 +457,7 @@ def intake_stage_rows(figures: list[dict[str, Any]]) -> list[str]:
         stage = item["cpu_ms_per_order"]
         groups = " / ".join(str(v) for v in stage["group_transaction"].values())
         rows.append(
-            f"| {item['database']} | {stage['json_loads']} | {stage['validate_body']} "
+            f"| {item['database']} | {stage['json_loads']} | {stage['parse_and_validate_body']} "
             f"| {stage['decrypt_alone']} | {stage['to_command']} | {stage['bare_insert']} "
             f"| {groups} |"
         )

@@ -35,9 +35,13 @@ def _refused(
 
 
 def _post_raw(
-    issuer: IssuerClient, content: bytes, content_type: str = "application/json"
+    issuer: IssuerClient,
+    content: bytes,
+    content_type: str = "application/json",
+    batch: bool = False,
 ) -> httpx.Response:
-    path = f"/banking/v1/issuers/{DEMO}/physicalCards/{new_card_id()}/operations:production"
+    card = "" if batch else f"{new_card_id()}/"
+    path = f"/banking/v1/issuers/{DEMO}/physicalCards/{card}operations:production"
     return issuer.http.post(
         path, content=content, headers={**issuer.headers, "content-type": content_type}
     )
@@ -71,8 +75,47 @@ def test_a_body_nested_deeper_than_the_stack_is_answered_and_logged(
     assert asyncio.run(post()).status_code in {400, 401}  # refused, then logged
 
 
-def test_a_body_that_is_not_an_object(issuer: IssuerClient) -> None:
-    _refused(_post_raw(issuer, b"[1, 2]"), 400, "FIELD_INVALID_FORMAT")
+@pytest.mark.parametrize("body", [b"[1, 2]", b"null", b'"text"', b"42"])
+def test_a_body_that_is_not_an_object(issuer: IssuerClient, body: bytes) -> None:
+    refusal = _refused(_post_raw(issuer, body), 400, "FIELD_INVALID_FORMAT")
+    assert refusal["error"] == "Input should be an object"
+
+
+def test_no_body_is_a_missing_field(issuer: IssuerClient) -> None:
+    refusal = _refused(_post_raw(issuer, b""), 400, "FIELD_MISSING")
+    assert "field" not in refusal
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "", "application/x-www-form-urlencoded"])
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
+def test_a_body_that_is_not_sent_as_json_is_refused(
+    issuer: IssuerClient, content_type: str, batch: bool
+) -> None:
+    body = b'{"cards": []}' if batch else b'{"services": {}}'
+    response = _post_raw(issuer, body, content_type, batch=batch)
+    refusal = _refused(response, 400, "UNSUPPORTED_CONTENT_TYPE", "Content-Type")
+    assert "must be application/json" in refusal["error"]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/json; charset=utf-8", "application/vnd.issuer+json"],
+)
+def test_any_json_media_type_is_read(issuer: IssuerClient, content_type: str) -> None:
+    body = order_body(issuer.encrypt())
+    response = _post_raw(issuer, json.dumps(body).encode(), content_type)
+    assert response.status_code == 202, response.text
+
+
+def test_a_utf8_byte_order_mark_is_skipped(issuer: IssuerClient) -> None:
+    body = json.dumps(order_body(issuer.encrypt())).encode()
+    assert _post_raw(issuer, b"\xef\xbb\xbf" + body).status_code == 202
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "latin-1"])
+def test_json_in_another_encoding_than_utf8_is_invalid(issuer: IssuerClient, encoding: str) -> None:
+    text = json.dumps(order_body(issuer.encrypt(), consumerId="Zoé"), ensure_ascii=False)
+    _refused(_post_raw(issuer, text.encode(encoding)), 400, "INVALID_JSON")
 
 
 @pytest.mark.parametrize(

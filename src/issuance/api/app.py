@@ -31,7 +31,7 @@ from issuance.api.routes import (
 )
 from issuance.api.routes.meta import router as meta_router
 from issuance.api.routes.metrics import router as metrics_router
-from issuance.contract.orders import CardsOrderRequest
+from issuance.contract.orders import CardOrderRequest, CardsOrderRequest
 from issuance.db.intake_on_loop import intake_on_loop
 from issuance.db.status_reads import StatusReads
 from issuance.delivery.worker import DeliveryThread
@@ -139,18 +139,19 @@ async def _intake_on_this_loop(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, plus the batch body's schema (parsed per card, so not inferred) and
+    """FastAPI's document, plus the order bodies' schemas (the routes parse them: not inferred) and
     the links from an answer to what can be called next (api/links.py)."""
     if app.openapi_schema is None:
         document = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
-        batch = CardsOrderRequest.model_json_schema(
-            by_alias=True, ref_template="#/components/schemas/{model}"
-        )
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
-        schemas.update(batch.pop("$defs", {}))
-        schemas["CardsOrderRequest"] = batch
+        for body in (CardOrderRequest, CardsOrderRequest):
+            schema = body.model_json_schema(
+                by_alias=True, ref_template="#/components/schemas/{model}"
+            )
+            schemas.update(schema.pop("$defs", {}))
+            schemas[body.__name__] = schema
         add_links(document)
         app.openapi_schema = document
     return app.openapi_schema

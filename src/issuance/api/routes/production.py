@@ -57,22 +57,34 @@ def _dry_run_answer(problems: list[Any]) -> JSONResponse:
     return JSONResponse({"dryRun": True, "valid": True})
 
 
+def _json_body(schema: str) -> dict[str, Any]:
+    """The OpenAPI request body of a route that parses its JSON itself (api/app.py adds the
+    schema to the document's components)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+        }
+    }
+
+
 @router.post(
     "/{cardId}/operations:production",
     summary="Order a physical card",
     status_code=202,
     response_model=OperationAccepted,
     responses=ERRORS,
+    openapi_extra=_json_body("CardOrderRequest"),
 )
 async def order_card(
     request: Request,
     issuer: CurrentIssuer,
     card_id: CardIdPath,
-    body: CardOrderRequest,
     dry_run: DryRun = False,
 ) -> JSONResponse:
     """Order one card. Idempotent on `issuerRequestId`: a retry answers `Idempotent-Replayed: true`."""
     platform: Platform = request.app.state.platform  # not a dependency: each costs (deps.py)
+    body = card_order(await request.body(), request.headers.get("content-type", ""))
     # On the event loop: decrypting and sealing is work without I/O, and the order then waits
     # for its group without a thread (services/grouped_ordering.py).
     command = to_command(
@@ -97,14 +109,7 @@ async def order_card(
     status_code=202,
     response_model=CardsOrderResponse,
     responses=ERRORS,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/CardsOrderRequest"}}
-            },
-        }
-    },
+    openapi_extra=_json_body("CardsOrderRequest"),
 )
 def order_cards(
     issuer: CurrentIssuer,
@@ -140,11 +145,53 @@ def order_cards(
     return JSONResponse({"cards": answer.lines}, status_code=202, headers=headers)
 
 
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def card_order(raw: bytes, content_type: str) -> CardOrderRequest:
+    """The single-card body, parsed and validated in one pass by pydantic-core.
+
+    FastAPI parses with `json.loads`, then validates the objects, with its own handling around
+    each: one pass from the bytes costs an order 2% fewer instructions, 4.18 → 4.10 million
+    (bench/intake_instructions.py). It refuses what FastAPI refused: no body
+    (FIELD_MISSING), a body that is not an object (FIELD_INVALID_FORMAT), a media type other
+    than JSON (now UNSUPPORTED_CONTENT_TYPE, as order files say it). Only UTF-8 is read (RFC
+    8259; a leading byte order mark is skipped); other encodings, which `json.loads` guessed,
+    are INVALID_JSON, as is nesting deeper than 200 levels.
+    """
+    if not raw:
+        raise InvalidRequest.from_problems(
+            schema_problems([{"type": "missing", "loc": ("body",), "msg": "Field required"}])
+        )
+    if not _is_json(content_type):
+        raise InvalidRequest(
+            f"must be application/json, not {content_type or 'missing'}",
+            field="Content-Type",
+            code="UNSUPPORTED_CONTENT_TYPE",
+        )
+    try:
+        return CardOrderRequest.model_validate_json(raw.removeprefix(_UTF8_BOM))
+    except ValidationError as error:
+        raise InvalidRequest.from_problems(_problems(error)) from None
+
+
+def _is_json(content_type: str) -> bool:
+    """`application/json`, or any `application/…+json`, parameters aside (as FastAPI reads it)."""
+    kind = content_type.partition(";")[0].strip().lower()
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+
+
 def _problems(error: ValidationError) -> list[Problem]:
     return schema_problems([dict(e) for e in error.errors(include_input=False)])
 
 
 def _cards(body: Any) -> list[Any]:
+    if isinstance(body, bytes):  # what FastAPI leaves of a body it did not read as JSON
+        raise InvalidRequest(
+            "must be application/json", field="Content-Type", code="UNSUPPORTED_CONTENT_TYPE"
+        )
     if not isinstance(body, dict):
         raise InvalidRequest(
             "the body must be an object with a cards array",
