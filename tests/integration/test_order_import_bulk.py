@@ -281,6 +281,27 @@ def test_a_batch_is_checked_line_after_line_like_the_per_card_path(
         assert list(actions) == ["order.placed", "order.replayed"]
 
 
+def test_a_batch_writes_its_rows_in_one_statement_on_postgresql(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """Card counters, orders, events, deliveries and audit entries: a data-modifying CTE for
+    each table but the last on PostgreSQL (one round trip), an executemany each on SQLite."""
+    jwks = platform.keys.public_jwks()
+    path = _write(tmp_path / "one.jsonl", [_item(jwks, new_card_id()) for _ in range(3)])
+    importer = _importer(platform, path.name, batch_size=3)
+
+    with statements(platform.engine) as sent:
+        assert {r.result.value for r in _import(importer, path)} == {"ACCEPTED"}
+
+    tables = ("cards", "orders", "events", "deliveries", "audit_log")
+    writing = [s.sql for s in sent if "INSERT INTO" in s.sql.upper()]
+    if platform.engine.dialect.name == "postgresql":
+        [statement] = writing
+        assert [t for t in tables if f"INSERT INTO {t} " in statement] == list(tables)
+    else:
+        assert [s.split()[2] for s in writing] == list(tables)
+
+
 @pytest.mark.parametrize("workers", [0, 1])
 def test_a_re_run_replays_the_lines_already_placed_without_decrypting_them(
     platform: Platform, tmp_path: Path, workers: int

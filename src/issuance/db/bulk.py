@@ -22,6 +22,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     String,
+    Table,
     bindparam,
     select,
     text,
@@ -40,8 +41,8 @@ from issuance.db.bulk_rows import (
     Journaled,
     audit_values,
     draw_event_ids,
-    insert_rows,
-    write_journal,
+    insert_tables,
+    journal_rows,
 )
 from issuance.db.config_repositories import SqlConfigRepository
 from issuance.db.engine import SQLITE_NOWAIT
@@ -160,22 +161,27 @@ class SqlBulkIntake:
 
         A key or a card a concurrent writer took since the lookups fails an insert: `Collision`.
         """
+        writes: list[tuple[Table, list[dict[str, Any]]]] = []
         try:
             if orders:
                 now = datetime.now(UTC)
                 ids, txid = draw_event_ids(self._connection, len(orders))
-                sequences = self._sequences(orders, txid)
-                insert_rows(self._connection, ORDERS, [_order_values(new) for new in orders])
-                self._written[orders[0].order.issuer_id] += len(orders)
+                sequences, fresh = self._sequences(orders, txid)
                 journaled = [
                     Journaled(new.order, [numbers], new.endpoints)
                     for new, numbers in zip(orders, sequences, strict=True)
                 ]
-                write_journal(self._connection, journaled, ids, now)
+                writes += [
+                    (CARDS, fresh),
+                    (ORDERS, [_order_values(new) for new in orders]),
+                    *journal_rows(journaled, ids, now),
+                ]
+            writes.append((AUDIT, [audit_values(e) for e in audit]))
+            insert_tables(self._connection, writes)  # one statement on PostgreSQL
+            if orders:
+                self._written[orders[0].order.issuer_id] += len(orders)
                 for new in orders:
                     new.order.events.clear()
-            if audit:
-                insert_rows(self._connection, AUDIT, [audit_values(e) for e in audit])
         except IntegrityError as error:
             self._session.rollback()
             raise Collision(str(error.orig)) from None
@@ -191,8 +197,11 @@ class SqlBulkIntake:
             for issuer_id, orders in written.items():
                 self._statistics.grew(issuer_id, orders, self._engine)
 
-    def _sequences(self, orders: Sequence[NewOrder], txid: int) -> list[tuple[int, int]]:
-        """Each order's event (sequence, txid), its card's counter raised as the per-card path does.
+    def _sequences(
+        self, orders: Sequence[NewOrder], txid: int
+    ) -> tuple[list[tuple[int, int]], list[dict[str, Any]]]:
+        """Each order's event (sequence, txid), its card's counter raised as the per-card path
+        does; and the counter rows of the cards new to this issuer, to insert.
 
         A batch holds at most one new order per card (a second would be in progress), and each
         new order records one event. Existing counters are locked on PostgreSQL (FOR UPDATE), and
@@ -227,11 +236,9 @@ class SqlBulkIntake:
                     }
                 )
             sequences.append(assigned)
-        if fresh:
-            insert_rows(self._connection, CARDS, fresh)
         if raised:
             self._connection.execute(_RAISED_COUNTERS, raised)
-        return sequences
+        return sequences, fresh
 
 
 def bulk_intake_factory(
