@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from joserfc.jwk import KeySet
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, text
 
 from issuance.api.errors import schema_problems
 from issuance.db import bulk
@@ -418,6 +420,80 @@ def test_a_card_taken_since_the_lookup_makes_the_batch_collide_and_be_redone(
     with platform.engine.connect() as connection:
         cards = connection.execute(select(OrderRow.card_id)).scalars().all()
     assert sorted(cards) == sorted([taken["cardId"], free["cardId"]])
+
+
+def test_a_deadlock_with_another_writer_makes_the_batch_collide_and_be_redone(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """PostgreSQL breaks a lock cycle by failing one transaction: for a batch, that is losing
+    a race, as a taken key is, and its cards are redone one by one (not a database error).
+
+    Another writer holds the second card's counter row, uncommitted; the batch inserts the first
+    card's, then waits for the second; the other writer then inserts the first card's and waits
+    for the batch. The batch's backend finds the cycle first (it waits with the default 1 s
+    deadlock_timeout, the other with 30 s) and fails."""
+    if platform.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: no lock cycles")
+    jwks = platform.keys.public_jwks()
+    first, second = sorted(new_card_id() for _ in range(2))  # a batch writes in card order
+    path = _write(tmp_path / "cycle.jsonl", [_item(jwks, first), _item(jwks, second)])
+    lost: list[Collision] = []
+
+    class Recording(SqlBulkIntake):
+        def write(self, orders: Any, audit: Any) -> None:
+            try:
+                super().write(orders, audit)
+            except Collision as collision:
+                lost.append(collision)
+                raise
+
+    card_row = (
+        "INSERT INTO cards (issuer_id, card_id, last_sequence, last_txid) VALUES (%s, %s, 0, 0)"
+    )
+    other = platform.engine.raw_connection()
+    try:
+        cursor = other.cursor()
+        cursor.execute("SET deadlock_timeout = '30s'")
+        cursor.execute(card_row, (DEMO, second))
+        reports: list[LineReport] = []
+        importer = _importer(platform, path.name, bulk=lambda: Recording(platform.engine))
+        batch = threading.Thread(target=lambda: reports.extend(_import(importer, path)))
+        batch.start()
+        _wait_for_a_lock_wait(platform)
+        cursor.execute(card_row, (DEMO, first))  # closes the cycle; waits until it is broken
+        other.rollback()
+        batch.join(timeout=30)
+    finally:
+        other.close()
+
+    [collision] = lost
+    assert "deadlock" in str(collision)
+    assert [r.result.value for r in reports] == ["ACCEPTED", "ACCEPTED"]
+
+
+def test_a_batch_writes_its_cards_in_card_order(platform: Platform, tmp_path: Path) -> None:
+    """What keeps two batches sharing cards from a lock cycle: both take them in one order."""
+    jwks = platform.keys.public_jwks()
+    cards = sorted(new_card_id() for _ in range(3))
+    path = _write(tmp_path / "backwards.jsonl", [_item(jwks, c) for c in reversed(cards)])
+
+    reports = _import(_importer(platform, path.name, batch_size=3), path)
+
+    assert [r.result.value for r in reports] == ["ACCEPTED"] * 3
+    with platform.engine.connect() as connection:
+        written = connection.execute(select(EventRow.card_id).order_by(EventRow.event_id))
+        assert list(written.scalars()) == cards
+
+
+def _wait_for_a_lock_wait(platform: Platform, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+    while time.monotonic() < deadline:
+        with platform.engine.connect() as connection:
+            if connection.scalar(waiting):
+                return
+        time.sleep(0.02)
+    raise AssertionError("the batch never waited for the other writer")
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -160,7 +160,11 @@ class SqlBulkIntake:
         """Insert the orders with their journal and outbox rows, and the audit entries.
 
         A key or a card a concurrent writer took since the lookups fails an insert: `Collision`.
+        Rows go in card order, so that two groups sharing cards (two API processes, a retry
+        storm) wait on each other's index entries in the same order rather than deadlock; a
+        deadlock PostgreSQL still breaks is a `Collision` too.
         """
+        orders = sorted(orders, key=lambda new: new.order.card_id)
         writes: list[tuple[Table, list[dict[str, Any]]]] = []
         try:
             if orders:
@@ -182,7 +186,9 @@ class SqlBulkIntake:
                 self._written[orders[0].order.issuer_id] += len(orders)
                 for new in orders:
                     new.order.events.clear()
-        except IntegrityError as error:
+        except (IntegrityError, OperationalError) as error:
+            if not _lost_race(error):
+                raise
             self._session.rollback()
             raise Collision(str(error.orig)) from None
 
@@ -190,7 +196,9 @@ class SqlBulkIntake:
         written, self._written = self._written, Counter()
         try:
             self._session.commit()
-        except IntegrityError as error:
+        except (IntegrityError, OperationalError) as error:
+            if not _lost_race(error):
+                raise
             self._session.rollback()
             raise Collision(str(error.orig)) from None
         if self._statistics is not None:
@@ -289,6 +297,17 @@ class PlannerStatistics:
 
 
 _ANALYZED = (ORDERS, CARDS, EVENTS, DELIVERIES, AUDIT)
+
+
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction lost to another.
+_LOST_RACE_STATES = frozenset({"40P01", "40001"})
+
+
+def _lost_race(error: IntegrityError | OperationalError) -> bool:
+    """A concurrent writer took a key or a card first, or a lock cycle with it was broken."""
+    return isinstance(error, IntegrityError) or (
+        getattr(error.orig, "sqlstate", None) in _LOST_RACE_STATES
+    )
 
 
 def _locked(error: OperationalError) -> bool:
