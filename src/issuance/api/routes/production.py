@@ -164,10 +164,8 @@ def card_order(raw: bytes, content_type: str) -> CardOrderRequest:
             schema_problems([{"type": "missing", "loc": ("body",), "msg": "Field required"}])
         )
     if not _is_json(content_type):
-        raise InvalidRequest(
-            f"must be application/json, not {content_type or 'missing'}",
-            field="Content-Type",
-            code="UNSUPPORTED_CONTENT_TYPE",
+        raise InvalidRequest(  # the header is not quoted: it is the client's text
+            "must be application/json", field="Content-Type", code="UNSUPPORTED_CONTENT_TYPE"
         )
     try:
         return CardOrderRequest.model_validate_json(raw.removeprefix(_UTF8_BOM))
