@@ -27,12 +27,13 @@ demo: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/issuance migrate
 
-## check: lint, format check, strict typing (bench/ and examples/ too), architecture contracts
+## check: lint, format check, strict typing (tests/, bench/ and examples/ too), architecture contracts
 check: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy --strict src
 	$(BIN)/mypy --strict bench examples
+	$(BIN)/mypy --strict tests
 	$(BIN)/lint-imports
 
 ## test: every check, then every test (PostgreSQL ones when a server answers)

@@ -32,6 +32,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +149,7 @@ def measure(url: str, directory: Path, orders: int) -> dict[str, Any]:
         for number, size in enumerate(GROUP_SIZES):
             part = commands[number * share : (number + 1) * share]
             groups[str(size)] = per_order_ms(
-                lambda part=part, size=size: place_in_groups(platform, part, size), len(part)
+                partial(place_in_groups, platform, part, size), len(part)
             )
         figures["group_transaction"] = groups
         return figures

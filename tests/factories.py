@@ -61,8 +61,9 @@ ADDRESS = {
 }
 
 
-def order_body(encrypted: str, **overrides: Any) -> dict[str, Any]:
-    """A valid DEMOBANK01 order for DEMO-DEBIT shipped INDIVIDUAL to France."""
+def order_body(encrypted: object, **overrides: Any) -> dict[str, Any]:
+    """A valid DEMOBANK01 order for DEMO-DEBIT shipped INDIVIDUAL to France (`encrypted`: the JWE,
+    or what a test sends in its place)."""
     body: dict[str, Any] = {
         "distributionChannel": "THALES",
         "consumerId": "consumer-1",

@@ -256,7 +256,11 @@ def test_the_log_filters_by_status_issuer_and_card(
     assert len(operator.log(issuerId=DEMO, limit=3)) == 3
     assert operator.log(limit=1) == every[:1]
 
-    for params, field in [({"status": "LOST"}, "status"), ({"limit": 0}, "limit")]:
+    invalid: list[tuple[dict[str, str | int], str]] = [
+        ({"status": "LOST"}, "status"),
+        ({"limit": 0}, "limit"),
+    ]
+    for params, field in invalid:
         refused = operator.deliveries(**params)
         assert (refused.status_code, refused.json()["field"]) == (400, field), refused.text
     refused = operator.deliveries(cardId="not a card id")

@@ -43,6 +43,12 @@ def _tampered(token: str) -> str:
     return ".".join(parts)
 
 
+def _impostor(key: ECKey) -> ECKey:
+    """Another key under the same kid."""
+    assert key.kid is not None
+    return ECKey.generate_key("P-256", parameters={"kid": key.kid})
+
+
 def _card(**changes: Any) -> Case:
     return lambda key: encrypt_fields(card_data(**{"pan": PAN, **changes}), key)
 
@@ -63,9 +69,7 @@ CASES: dict[str, tuple[Case, str, str]] = {
     "jws-shape": (lambda _: "eyJhbGciOiJFUzI1NiJ9.e30.c2ln", "INVALID_JWE", "encryptedData"),
     "tampered": (lambda key: _tampered(_card()(key)), "INVALID_JWE", "encryptedData"),
     "other-key-same-kid": (
-        lambda key: encrypt_fields(
-            card_data(pan=PAN), ECKey.generate_key("P-256", parameters={"kid": key.kid})
-        ),
+        lambda key: encrypt_fields(card_data(pan=PAN), _impostor(key)),
         "INVALID_JWE",
         "encryptedData",
     ),

@@ -133,6 +133,7 @@ def test_d1_assertions_that_do_not_hold(
 
 
 def test_an_assertion_signed_by_an_unregistered_key(http: httpx.Client, issuer_key: ECKey) -> None:
+    assert issuer_key.kid is not None
     impostor = ECKey.generate_key("P-256", parameters={"kid": issuer_key.kid})
     response = http.post(
         TOKEN_PATH, data={"grant_type": JWT_BEARER, "assertion": _assertion(impostor)}

@@ -83,7 +83,8 @@ def test_sla_flags_at_risk_then_late_with_one_event_each(
         http.post("/sandbox/v1/clock:advance", json={"seconds": seconds}, headers=issuer.headers)
         workflow.review_sla(uow=platform.uow(), clock=platform.clock)
         details = issuer.status(card_id).json()["operations"][0]["details"]
-        return details.get("slaStanding")
+        standing: str | None = details.get("slaStanding")
+        return standing
 
     # The at-risk stretch is the last fifth of the window: aim inside it, whatever time it is now.
     standings = [
@@ -119,7 +120,7 @@ def test_the_batch_name_does_not_overwrite_the_issuers_file_name(
         clock=platform.clock,
         new_id=platform.new_id,
         actor=PLATFORM,
-        schema_problems=lambda error: schema_problems(list(error.errors())),
+        schema_problems=lambda error: schema_problems([dict(e) for e in error.errors()]),
     )
     reports: list[LineReport] = []
     importer.run([Record(1, {"cardId": card_id, **order_body(issuer.encrypt())})], reports.extend)

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from issuance.db.models import AuditRow, OrderRow
 from issuance.db.unit_of_work import unit_of_work_factory
@@ -74,11 +75,8 @@ def _order(issuer: ActingIssuerClient, card: dict[str, Any]) -> str:
 
 
 def _row(server: Server, card_id: str) -> OrderRow:
-    with server.platform.engine.connect() as connection:
-        row: OrderRow = connection.execute(
-            select(OrderRow).where(OrderRow.card_id == card_id)
-        ).one()
-    return row
+    with Session(server.platform.engine) as session:
+        return session.scalars(select(OrderRow).where(OrderRow.card_id == card_id)).one()
 
 
 def _audit_actions(server: Server, card_id: str) -> list[str]:

@@ -223,7 +223,7 @@ def test_search_pages_through_every_match_once_newest_first(
         url = found.group(1).replace("&amp;", "&") if found else None
     assert pages == 3
     with engine.connect() as connection:
-        cards = dict(
+        cards: dict[str, str] = dict(
             connection.exec_driver_sql("SELECT operation_id, card_id FROM orders").fetchall()
         )
     assert seen == [cards[operation_id] for operation_id in reversed(ready)]

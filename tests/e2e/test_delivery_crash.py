@@ -36,6 +36,11 @@ SLOW_RECEIVER = 0.15  # seconds per request, so that the kill lands mid-batch
 CONCURRENCY = 2  # POSTs the worker keeps in flight: what a kill may leave unsettled
 
 
+class _ThreadedServer(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # the test runner owns the signals
+        pass
+
+
 class Receiver:
     """A slow issuer endpoint on loopback that records each (cardId, sequence) it is sent."""
 
@@ -53,10 +58,9 @@ class Receiver:
         app = Starlette(
             routes=[Route("/notifications/d1/v2/issuers/{issuer}/cards", notify, methods=["POST"])]
         )
-        self.server = uvicorn.Server(
+        self.server = _ThreadedServer(
             uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
         )
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> Receiver:

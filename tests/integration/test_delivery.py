@@ -688,8 +688,8 @@ def test_claims_and_settlements_run_on_the_loop_on_postgresql_on_a_thread_on_sql
 
         return call
 
-    monkeypatch.setattr(worker_module, "claim", watched("claim", worker_module.claim))
-    monkeypatch.setattr(worker_module, "settle", watched("settle", worker_module.settle))
+    monkeypatch.setattr(worker_module, "claim", watched("claim", claim))
+    monkeypatch.setattr(worker_module, "settle", watched("settle", settle))
     assert worker(platform, Clock()).run_once() == 2
 
     on_postgresql = platform.engine.dialect.name == "postgresql"

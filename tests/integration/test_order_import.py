@@ -65,6 +65,7 @@ def _bad_lines(jwks: dict[str, Any]) -> list[tuple[Any, str, str | None]]:
     def token(header: dict[str, str], payload: bytes, with_key: Any) -> dict[str, Any]:
         return body(encryptedData=jwe.encrypt_compact(header, payload, with_key))
 
+    assert key.kid is not None
     ec = {"alg": "ECDH-ES", "enc": "A256GCM", "kid": key.kid}
     return [
         ('{"services": ', "INVALID_JSON", None),
@@ -144,7 +145,7 @@ def test_a_mixed_file_is_reported_line_by_line_and_re_imported_as_replays(
 
     summary = run_import(str(path), "--issuer", DEMO, "--report", str(report), "--batch-size", "7")
 
-    expected = [(1, "ACCEPTED", None, None)]
+    expected: list[tuple[int, str, str | None, str | None]] = [(1, "ACCEPTED", None, None)]
     expected += [(2 + i, "REFUSED", code, field) for i, (_, code, field) in enumerate(bad)]
     after = 2 + len(bad)  # the blank line is skipped but keeps its number
     expected += [
@@ -237,6 +238,7 @@ def test_a_csv_file_maps_dotted_columns_onto_the_order_body(
     assert sorted(_orders(platform)) == sorted((c, "cards.csv") for c in (cards[0], cards[2]))
     with platform.engine.connect() as connection:
         request = connection.scalar(select(OrderRow.request).where(OrderRow.card_id == cards[0]))
+    assert request is not None
     assert request["cardDesign"]["customLines"] == ["MEMBER 7"]  # numbered columns: a list
     assert request["services"]["pinMailer"] is False  # coerced as the API would
 
@@ -261,7 +263,9 @@ def test_orders_are_committed_in_batches_not_one_by_one(
         assert connection.scalar(select(func.count()).select_from(OrderRow)) == 10
 
 
-def test_a_batch_that_collides_is_redone_card_by_card(platform: Platform, tmp_path: Path) -> None:
+def test_a_batch_that_collides_is_redone_card_by_card(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A concurrent writer wins a batch's commit: each card is then placed alone, none twice."""
     jwks = platform.keys.public_jwks()
     lines = [{"cardId": new_card_id(), **order_body(encrypt(card_data(), jwks))} for _ in range(3)]
@@ -271,7 +275,12 @@ def test_a_batch_that_collides_is_redone_card_by_card(platform: Platform, tmp_pa
     def uow() -> Any:
         unit = platform.uow()
         if not opened:  # the batch's unit of work: its commit loses the race
-            unit.commit = lambda: (unit.rollback(), _raise(Collision("a concurrent writer")))
+
+            def lose_the_race() -> None:
+                unit.rollback()
+                raise Collision("a concurrent writer")
+
+            monkeypatch.setattr(unit, "commit", lose_the_race)
         opened.append(unit)
         return unit
 
@@ -283,7 +292,7 @@ def test_a_batch_that_collides_is_redone_card_by_card(platform: Platform, tmp_pa
         clock=platform.clock,
         new_id=platform.new_id,
         actor=PLATFORM,
-        schema_problems=lambda error: schema_problems(list(error.errors())),
+        schema_problems=lambda error: schema_problems([dict(e) for e in error.errors()]),
     )
     reports: list[LineReport] = []
     with path.open("rb") as stream:
@@ -297,7 +306,3 @@ def test_a_batch_that_collides_is_redone_card_by_card(platform: Platform, tmp_pa
     ]
     assert (summary.accepted, summary.refused, len(opened)) == (3, 1, 4)
     assert sorted(card for card, _ in _orders(platform)) == sorted(x["cardId"] for x in lines)
-
-
-def _raise(error: Exception) -> None:
-    raise error

@@ -29,6 +29,11 @@ from tests.integration.test_delivery import Clock, by_card, order_cards
 CLIENT_ID, CLIENT_SECRET = "d1-notifier", secrets.token_urlsafe(16)
 
 
+class _ThreadedServer(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # the test runner owns the signals
+        pass
+
+
 class IssuerSide:
     """The issuer's OAuth server and its callback, which wants the current token."""
 
@@ -64,10 +69,9 @@ class IssuerSide:
                 Route("/notifications/d1/v2/issuers/{issuer}/cards", notify, methods=["POST"]),
             ]
         )
-        self.server = uvicorn.Server(
+        self.server = _ThreadedServer(
             uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
         )
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property

@@ -234,7 +234,7 @@ def _read_everything(
         assert issuer.status(card_id).status_code == 200
     cursor: str | None = None
     while True:  # the whole change feed
-        params = {"limit": 7, **({"after": cursor} if cursor else {})}
+        params: dict[str, str | int] = {"limit": 7, **({"after": cursor} if cursor else {})}
         page = http.get(
             f"/banking/v1/issuers/{DEMO}/operations", params=params, headers=issuer.headers
         ).json()
@@ -254,7 +254,7 @@ def _read_everything(
 
 def _rows(engine: Engine) -> str:
     """Every row of every table, as text (binary columns as their repr)."""
-    lines = []
+    lines: list[str] = []
     with engine.connect() as connection:
         for name in inspect(engine).get_table_names():
             rows = connection.execute(select(text("*")).select_from(table(name)))

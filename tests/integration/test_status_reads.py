@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -44,7 +44,7 @@ def _with_reads(platform: Platform, use: Callable[[StatusReads], Awaitable[T]]) 
 
 
 def _save(
-    platform: Platform, order: Order, *steps: tuple[ProductionStatus, dict[str, object]]
+    platform: Platform, order: Order, *steps: tuple[ProductionStatus, Mapping[str, object]]
 ) -> None:
     with platform.uow() as uow:
         uow.orders.add(order, request={}, fingerprint="f" * 64, sealed=None)

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from issuance.kit import (
+    ApiError,
     AsyncIssuerClient,
     BadRequest,
     ClientSecret,
@@ -117,7 +118,9 @@ async def test_5xx_every_time_ends_as_a_server_error_with_the_code() -> None:
         (error(409, "ORDER_IN_PROGRESS"), Conflict, "ORDER_IN_PROGRESS"),
     ],
 )
-async def test_a_4xx_is_never_retried(answer: httpx.Response, kind: type, code: str) -> None:
+async def test_a_4xx_is_never_retried(
+    answer: httpx.Response, kind: type[ApiError], code: str
+) -> None:
     platform = Platform(answer)
     async with platform.client() as client:
         with pytest.raises(kind) as raised:

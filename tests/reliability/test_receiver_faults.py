@@ -78,19 +78,19 @@ def backoff_violations(
 
 def test_the_backoff_check_catches_an_early_retry() -> None:
     start = datetime(2026, 12, 1, 8, 0)
-    spaced = [
+    spaced: list[Attempt] = [
         (start, 500),
         (start + timedelta(seconds=2.5), 500),
         (start + timedelta(seconds=8), 204),
     ]
     assert backoff_violations({1: spaced}) == []
-    early = [
+    early: list[Attempt] = [
         (start, 500),
         (start + timedelta(seconds=2.5), 500),
         (start + timedelta(seconds=7), 204),
     ]
     assert len(backoff_violations({1: early})) == 1  # 4.5 s, where 5 s * 2 * 0.5 is due
-    after_retry_after = [(start, 503), (start + timedelta(seconds=19), 204)]
+    after_retry_after: list[Attempt] = [(start, 503), (start + timedelta(seconds=19), 204)]
     assert len(backoff_violations({1: after_retry_after})) == 1
 
 

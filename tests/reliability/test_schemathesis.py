@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import schemathesis
@@ -27,6 +27,7 @@ from schemathesis.checks import (
     not_a_server_error,
     response_schema_conformance,
 )
+from schemathesis.core.result import Ok
 
 from tests.conftest import Server
 from tests.factories import (
@@ -41,6 +42,9 @@ from tests.factories import (
 )
 from tests.reliability.profile import PROFILE
 from tests.reliability.summary import Row, record
+
+if TYPE_CHECKING:  # the library's own names for an OpenAPI operation and its cases
+    from schemathesis.specs.openapi.schemas import OpenApiCase, OpenApiOperation
 
 EXAMPLES = int(os.environ.get("RELIABILITY_EXAMPLES", 100 if PROFILE.name == "soak" else 8))
 
@@ -62,6 +66,7 @@ def test_no_5xx_and_every_response_matches_the_schema(
     operations = 0
     try:
         for result in schema.get_all_operations():
+            assert isinstance(result, Ok), result.err()
             operation = result.ok()
             operations += 1
             headers = operator if operation.path.startswith("/operator/") else issuer
@@ -102,7 +107,7 @@ def _record(
 
 
 def _exercise(
-    operation: schemathesis.APIOperation,
+    operation: OpenApiOperation,
     headers: dict[str, str],
     answered: Counter[tuple[str, int]],
 ) -> None:
@@ -114,7 +119,7 @@ def _exercise(
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    def call(case: schemathesis.Case) -> None:
+    def call(case: OpenApiCase) -> None:
         if case.path_parameters and "issuerId" in case.path_parameters:
             case.path_parameters["issuerId"] = DEMO  # reach the handler, not the 403
         response = case.call(headers=headers, timeout=30)
@@ -135,7 +140,7 @@ def test_card_operations_in_random_sequences(
     answered: Counter[tuple[str, int]] = Counter()
 
     class CardSequences(schema.as_state_machine()):  # type: ignore[misc]
-        def before_call(self, case: schemathesis.Case) -> None:
+        def before_call(self, case: OpenApiCase) -> None:
             case.path_parameters = {**(case.path_parameters or {}), "issuerId": DEMO}
             if case.operation.label == ORDER_LABEL:
                 # A new card every time, so that replaying a sequence gets the same answers
@@ -143,14 +148,14 @@ def test_card_operations_in_random_sequences(
                 case.path_parameters["cardId"] = new_card_id()
                 case.body = order_body(encrypt(card_data(), jwks))
 
-        def get_call_kwargs(self, _case: schemathesis.Case) -> dict[str, Any]:
+        def get_call_kwargs(self, _case: OpenApiCase) -> dict[str, Any]:
             return {"headers": issuer, "timeout": 30}
 
-        def after_call(self, response: Any, case: schemathesis.Case) -> None:
+        def after_call(self, response: Any, case: OpenApiCase) -> None:
             answered[(case.operation.label, response.status_code)] += 1
 
         def validate_response(
-            self, response: Any, case: schemathesis.Case, *_: Any, **kwargs: Any
+            self, response: Any, case: OpenApiCase, *_: Any, **kwargs: Any
         ) -> None:
             case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs or None)
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from issuance.delivery.worker import _Flight
+from issuance.delivery.worker import Key, _Flight
 
 BATCH: Any = None  # what the POSTs of one claim share: unused by the stand-in
+ISSUER = "DEMOBANK01"
 
 
 def claims(count: int) -> list[Any]:
     return [object()] * count
+
+
+def endpoint_key(endpoint: str) -> Key:
+    return (ISSUER, endpoint)
 
 
 class Posts:
@@ -23,14 +28,15 @@ class Posts:
         self.now = 0
         self.most = 0
 
-    async def __call__(self, _batch: Any, key: Any, chunk: list[Any]) -> int:
+    async def __call__(self, _batch: Any, key: Key, chunk: list[Any]) -> int:
+        _, endpoint = key
         self.now += 1
         self.most = max(self.most, self.now)
         try:
             await asyncio.sleep(0.01)
-            if key == self.failing:
+            if endpoint == self.failing:
                 raise RuntimeError("a bug in one POST")
-            self.order.append(key)
+            self.order.append(endpoint)
             return len(chunk)
         finally:
             self.now -= 1
@@ -41,7 +47,7 @@ def test_no_more_posts_at_once_than_senders_and_a_failing_one_loses_nothing_else
         posts = Posts(failing="c3")
         flight = _Flight(posts, concurrency=3, capacity=100)
         for n in range(10):
-            flight.add(BATCH, f"c{n}", claims(2))
+            flight.add(BATCH, endpoint_key(f"c{n}"), claims(2))
         attempted = await flight.drain()
         return posts, attempted, flight.count
 
@@ -56,8 +62,8 @@ def test_a_held_back_chunk_waits_without_a_sender() -> None:
     async def run() -> list[str]:
         posts = Posts()
         flight = _Flight(posts, concurrency=1, capacity=100)
-        flight.hold(0.05, BATCH, "held", claims(1))
-        flight.add(BATCH, "next", claims(1))
+        flight.hold(0.05, BATCH, endpoint_key("held"), claims(1))
+        flight.add(BATCH, endpoint_key("next"), claims(1))
         assert flight.count == 2
         await flight.drain()
         return posts.order

@@ -4,6 +4,7 @@ re-read by a running process when a rotation changes a file."""
 from __future__ import annotations
 
 import json
+import secrets
 import stat
 from pathlib import Path
 
@@ -157,5 +158,5 @@ def test_a_new_key_id_never_reads_as_a_command_line_option(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     drawn = iter(["-leading-dash-00", "_fine-key-id-001"])  # the first would be an option
-    monkeypatch.setattr(keys.secrets, "token_urlsafe", lambda _: next(drawn))
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda _: next(drawn))
     assert keys.new_kid() == "_fine-key-id-001"

@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 import structlog
 
-from issuance.contract.sensitive import luhn_ok
+from issuance.contract.sensitive import luhn_ok, mask_pans
 from issuance.logging import (
     MAX_LOGGED_DEPTH,
     SENSITIVE_KEYS,
     TOO_DEEP,
     configure_logging,
-    mask_pans,
     redact,
 )
 from issuance.settings import Settings
