@@ -113,9 +113,24 @@ def test_a_utf8_byte_order_mark_is_skipped(issuer: IssuerClient) -> None:
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "latin-1"])
-def test_json_in_another_encoding_than_utf8_is_invalid(issuer: IssuerClient, encoding: str) -> None:
-    text = json.dumps(order_body(issuer.encrypt(), consumerId="Zoé"), ensure_ascii=False)
-    _refused(_post_raw(issuer, text.encode(encoding)), 400, "INVALID_JSON")
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
+def test_json_in_another_encoding_than_utf8_is_invalid(
+    issuer: IssuerClient, encoding: str, batch: bool
+) -> None:
+    order = order_body(issuer.encrypt(), consumerId="Zoé")
+    body = {"cards": [{"cardId": new_card_id(), **order}]} if batch else order
+    text = json.dumps(body, ensure_ascii=False)
+    _refused(_post_raw(issuer, text.encode(encoding), batch=batch), 400, "INVALID_JSON")
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
+def test_json_nested_deeper_than_the_parsers_go_is_invalid(
+    issuer: IssuerClient, batch: bool
+) -> None:
+    """pydantic-core stops at 200 levels, `json.loads` at the interpreter's stack."""
+    depth = 5_000
+    response = _post_raw(issuer, b'{"cards": ' * depth + b"1" + b"}" * depth, batch=batch)
+    _refused(response, 400, "INVALID_JSON")
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -22,6 +23,7 @@ from issuance.contract.orders import (
 from issuance.db.batch_replies import SqlBatchReplies
 from issuance.domain.errors import DomainError, InvalidRequest, Problem
 from issuance.platform import Platform
+from issuance.security.tokens import Principal
 from issuance.services import ordering
 from issuance.services.batch_ordering import (
     BatchOrdering,
@@ -111,10 +113,10 @@ async def order_card(
     responses=ERRORS,
     openapi_extra=_json_body("CardsOrderRequest"),
 )
-def order_cards(
+async def order_cards(
+    request: Request,
     issuer: CurrentIssuer,
     platform: PlatformDep,
-    body: Annotated[Any, Body(include_in_schema=False)],
     dry_run: DryRun = False,
 ) -> JSONResponse:
     """Order a batch: one line per card, in request order; one bad card refuses only itself.
@@ -122,6 +124,12 @@ def order_cards(
     Idempotent per card (`issuerRequestId`) and per request: the same request again answers the
     same lines (`replayed: true`, header `Idempotent-Replayed: true`) and creates nothing.
     """
+    body = json_document(await request.body(), request.headers.get("content-type", ""))
+    return await to_thread.run_sync(partial(_order_cards, body, issuer, platform, dry_run))
+
+
+def _order_cards(body: Any, issuer: Principal, platform: Platform, dry_run: bool) -> JSONResponse:
+    """The batch, on a thread: it decrypts a thousand cards and writes them."""
     items = [
         to_item(
             raw, issuer_id=issuer.issuer_id, keys=platform.intake_keys, schema_problems=_problems
@@ -159,6 +167,28 @@ def card_order(raw: bytes, content_type: str) -> CardOrderRequest:
     8259; a leading byte order mark is skipped); other encodings, which `json.loads` guessed,
     are INVALID_JSON, as is nesting deeper than 200 levels.
     """
+    _check_readable(raw, content_type)
+    try:
+        return CardOrderRequest.model_validate_json(raw.removeprefix(_UTF8_BOM))
+    except ValidationError as error:
+        raise InvalidRequest.from_problems(_problems(error)) from None
+
+
+def json_document(raw: bytes, content_type: str) -> Any:
+    """The batch body as Python objects (its cards are validated one by one), refused as
+    `card_order` refuses a body before its schema: FastAPI gave a bare `HTTP_ERROR` for UTF-8
+    it could not decode or nesting deeper than the interpreter's stack."""
+    _check_readable(raw, content_type)
+    try:
+        return json.loads(raw.removeprefix(_UTF8_BOM).decode())
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError included
+        raise InvalidRequest.from_problems(
+            schema_problems([{"type": "json_invalid", "loc": ("body",), "msg": "invalid"}])
+        ) from None
+
+
+def _check_readable(raw: bytes, content_type: str) -> None:
+    """A body there is, sent as JSON."""
     if not raw:
         raise InvalidRequest.from_problems(
             schema_problems([{"type": "missing", "loc": ("body",), "msg": "Field required"}])
@@ -167,10 +197,6 @@ def card_order(raw: bytes, content_type: str) -> CardOrderRequest:
         raise InvalidRequest(  # the header is not quoted: it is the client's text
             "must be application/json", field="Content-Type", code="UNSUPPORTED_CONTENT_TYPE"
         )
-    try:
-        return CardOrderRequest.model_validate_json(raw.removeprefix(_UTF8_BOM))
-    except ValidationError as error:
-        raise InvalidRequest.from_problems(_problems(error)) from None
 
 
 def _is_json(content_type: str) -> bool:
@@ -186,10 +212,6 @@ def _problems(error: ValidationError) -> list[Problem]:
 
 
 def _cards(body: Any) -> list[Any]:
-    if isinstance(body, bytes):  # what FastAPI leaves of a body it did not read as JSON
-        raise InvalidRequest(
-            "must be application/json", field="Content-Type", code="UNSUPPORTED_CONTENT_TYPE"
-        )
     if not isinstance(body, dict):
         raise InvalidRequest(
             "the body must be an object with a cards array",
