@@ -107,6 +107,19 @@ def schema_problems(errors: list[dict[str, Any]]) -> list[Problem]:
     return problems or [Problem("INVALID_REQUEST", None, "the request is not valid")]
 
 
+def unreadable_body(error: StarletteHTTPException) -> list[Problem]:
+    """The 400s FastAPI and Starlette raise themselves, for a body they could not read.
+
+    FastAPI decodes JSON bodies with `json.loads`, and answers only its JSONDecodeError as a
+    validation error: bytes that are not text, or nesting deeper than the interpreter's stack,
+    came out as a vague `HTTP_ERROR`. A form Starlette cannot split (a multipart body without its
+    boundary) is the other case.
+    """
+    if isinstance(error.__cause__, UnicodeDecodeError | RecursionError):
+        return schema_problems([{"type": "json_invalid", "loc": ("body",)}])
+    return [Problem("INVALID_BODY", "body", str(error.detail))]
+
+
 def database_unavailable(error: Exception) -> bool:
     """Whether `error` says the database cannot serve now (503), not that our SQL is wrong (500)."""
     if isinstance(error, PoolTimeout):
@@ -168,6 +181,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400:
+            return JSONResponse(error_body(unreadable_body(error)), status_code=400)
         codes = {
             404: "NOT_FOUND",
             405: "METHOD_NOT_ALLOWED",

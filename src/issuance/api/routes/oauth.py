@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
+from issuance.api.bodies import is_json, parsed_json
 from issuance.api.client_certificates import presented_fingerprint
 from issuance.api.deps import PlatformDep
 from issuance.domain.errors import InvalidRequest, Unauthenticated
@@ -34,11 +35,8 @@ def _basic(authorization: str | None) -> tuple[str, str] | None:
 
 
 async def _form_or_json(request: Request) -> dict[str, Any]:
-    if request.headers.get("content-type", "").startswith("application/json"):
-        try:
-            body = await request.json()
-        except ValueError:
-            raise InvalidRequest("the body is not valid JSON", code="INVALID_JSON") from None
+    if is_json(request.headers.get("content-type", "")):
+        body = parsed_json(await request.body())
         if not isinstance(body, dict):
             raise InvalidRequest("the body must be a JSON object", code="INVALID_JSON")
         return body

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from typing import Annotated, Any
 
@@ -11,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from issuance.api.bodies import UTF8_BOM, json_document, require_json
 from issuance.api.deps import CardIdPath, CurrentIssuer, PlatformDep, actor_of
 from issuance.api.errors import error_body, schema_problems
 from issuance.contract.operations import ErrorBody
@@ -153,9 +153,6 @@ def _order_cards(body: Any, issuer: Principal, platform: Platform, dry_run: bool
     return JSONResponse({"cards": answer.lines}, status_code=202, headers=headers)
 
 
-_UTF8_BOM = b"\xef\xbb\xbf"
-
-
 def card_order(raw: bytes, content_type: str) -> CardOrderRequest:
     """The single-card body, parsed and validated in one pass by pydantic-core.
 
@@ -167,44 +164,11 @@ def card_order(raw: bytes, content_type: str) -> CardOrderRequest:
     8259; a leading byte order mark is skipped); other encodings, which `json.loads` guessed,
     are INVALID_JSON, as is nesting deeper than 200 levels.
     """
-    _check_readable(raw, content_type)
+    require_json(raw, content_type)
     try:
-        return CardOrderRequest.model_validate_json(raw.removeprefix(_UTF8_BOM))
+        return CardOrderRequest.model_validate_json(raw.removeprefix(UTF8_BOM))
     except ValidationError as error:
         raise InvalidRequest.from_problems(_problems(error)) from None
-
-
-def json_document(raw: bytes, content_type: str) -> Any:
-    """The batch body as Python objects (its cards are validated one by one), refused as
-    `card_order` refuses a body before its schema: FastAPI gave a bare `HTTP_ERROR` for UTF-8
-    it could not decode or nesting deeper than the interpreter's stack."""
-    _check_readable(raw, content_type)
-    try:
-        return json.loads(raw.removeprefix(_UTF8_BOM).decode())
-    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError included
-        raise InvalidRequest.from_problems(
-            schema_problems([{"type": "json_invalid", "loc": ("body",), "msg": "invalid"}])
-        ) from None
-
-
-def _check_readable(raw: bytes, content_type: str) -> None:
-    """A body there is, sent as JSON."""
-    if not raw:
-        raise InvalidRequest.from_problems(
-            schema_problems([{"type": "missing", "loc": ("body",), "msg": "Field required"}])
-        )
-    if not _is_json(content_type):
-        raise InvalidRequest(  # the header is not quoted: it is the client's text
-            "must be application/json", field="Content-Type", code="UNSUPPORTED_CONTENT_TYPE"
-        )
-
-
-def _is_json(content_type: str) -> bool:
-    """`application/json`, or any `application/…+json`, parameters aside (as FastAPI reads it)."""
-    kind = content_type.partition(";")[0].strip().lower()
-    return kind == "application/json" or (
-        kind.startswith("application/") and kind.endswith("+json")
-    )
 
 
 def _problems(error: ValidationError) -> list[Problem]:
