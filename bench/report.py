@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sqlite3
 import statistics
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,11 +145,61 @@ def scaling_lines(figures: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _against_the_faster(figures: dict[str, Any]) -> float:
-    """An intake round's ratio to the faster of its ceilings: on PostgreSQL the bare endpoint
-    inserts into SQLite and into PostgreSQL, and either may be the faster on a given day."""
-    ratios = [figures.get(k) for k in ("ratio", "ratio_to_ceiling", "ratio_to_bare_postgresql")]
-    return float(min(r for r in ratios if r is not None))
+SAME_DATABASE_TARGET = "intake at least 0.6x the bare endpoint on the same database"
+SQLITE_CEILING_TARGET = "intake at least 0.6x the bare endpoint inserting into SQLite (stricter)"
+
+
+def _same_database(figures: dict[str, Any]) -> float:
+    """An intake round's (or run's) ratio to the bare endpoint writing to the same database."""
+    return _ratio(figures, "bare_postgresql") or _sqlite_ceiling(figures)
+
+
+def _sqlite_ceiling(figures: dict[str, Any]) -> float:
+    """An intake round's (or run's) ratio to the bare endpoint inserting into SQLite."""
+    ratio = _ratio(figures, "bare_endpoint", "bare")
+    assert ratio is not None, "an intake run always has its SQLite ceiling"
+    return ratio
+
+
+def _ratio(figures: dict[str, Any], ceiling: str, round_prefix: str | None = None) -> float | None:
+    """The platform's orders/s over a ceiling's, from the rates: the files' ratios are rounded
+    to two decimals, and 0.5975 is not 0.6. A round has flat keys, a run nested ones."""
+    if "orders_per_second" in figures:  # a round
+        theirs = figures.get(f"{round_prefix or ceiling}_orders_per_second")
+        ours = figures["orders_per_second"]
+    else:
+        theirs = (figures.get(ceiling) or {}).get("orders_per_second")
+        ours = figures["platform"]["orders_per_second"]
+    return float(ours) / float(theirs) if theirs else None
+
+
+def _intake_row(item: dict[str, Any], target: str, ratio: Callable[[dict[str, Any]], float]) -> str:
+    processes = item.get("api_processes", 1)
+    name = f"{item['database'].split('+')[0]}, {processes} API process{'es' * (processes > 1)}"
+    rounds = [ratio(r) for r in item.get("rounds", [])]
+    figure = statistics.median(rounds) if rounds else ratio(item)
+    spread = f" ({_down(min(rounds))} to {_down(max(rounds))}, {len(rounds)} rounds)"
+    return (
+        f"| {target} | {name} | {_down(figure)}{spread if len(rounds) > 1 else ''} "
+        f"| {_met(figure >= 0.6, [r >= 0.6 for r in rounds])} |"
+    )
+
+
+def _delivery_ratios(item: dict[str, Any]) -> tuple[float, list[float]]:
+    """A delivery run's ratio (its median round's) and each round's, from the rates: the files
+    before 2026-12-05 18:00 kept them to two decimals, and 0.3996 is not 0.4. Each round's
+    ceiling is the fastest of its own raw loop and the run's other loops, as bench/delivery.py
+    takes it."""
+    ceilings = item["ceiling_posts_per_second"]
+    others = max((v for k, v in ceilings.items() if k != "aiohttp+uvloop"), default=0.0)
+    rounds = [r["posts_per_second"] / max(r["ceiling"], others) for r in item.get("rounds", [])]
+    median = item["throughput"]["posts_per_second"] / max(ceilings.values())
+    return median, rounds
+
+
+def _down(ratio: float) -> str:
+    """Three decimals, rounded down: a ratio shown as 0.600 is at least 0.6."""
+    return f"{math.floor(ratio * 1000) / 1000:.3f}"
 
 
 def _met(median_ok: bool, rounds_ok: list[bool] | None = None) -> str:
@@ -163,16 +215,9 @@ def target_rows(
     """Each target of the benchmark issue beside the figure its run reported (the median round)."""
     rows = ["| target | run | figure | met |", "|---|---|---|---|"]
     for item in intake:
-        processes = item.get("api_processes", 1)
-        name = f"{item['database'].split('+')[0]}, {processes} API process{'es' * (processes > 1)}"
-        strict = [_against_the_faster(r) for r in item.get("rounds", [])]
-        figure = statistics.median(strict) if strict else _against_the_faster(item)
-        spread = f" ({min(strict):.2f} to {max(strict):.2f}, {len(strict)} rounds)"
-        rows.append(
-            f"| intake at least 0.6x the bare endpoint (the faster of its ceilings) | {name} "
-            f"| {figure:.2f}{spread if len(strict) > 1 else ''} "
-            f"| {_met(figure >= 0.6, [ratio >= 0.6 for ratio in strict])} |"
-        )
+        rows.append(_intake_row(item, SAME_DATABASE_TARGET, _same_database))
+        if item["database"].startswith("postgresql"):
+            rows.append(_intake_row(item, SQLITE_CEILING_TARGET, _sqlite_ceiling))
     for item in status:
         limit = item.get("target_p99_ms", 5)
         p99 = item["platform"]["p99_ms"]
@@ -186,12 +231,13 @@ def target_rows(
         if item["per_call"] != 1:
             continue
         name = f"{item['database'].split('+')[0]}, {item['workers']} worker{'s' * (item['workers'] > 1)}"
-        counted = [r["ratio"] >= 0.4 for r in item.get("rounds", [])]
+        ratio, rounds = _delivery_ratios(item)
         rate = item["throughput"]["per_second"]
+        spread = f" ({_down(min(rounds))} to {_down(max(rounds))}, {len(rounds)} rounds)"
         rows += [
             f"| delivery at least 0.4x the fastest raw POST loop | {name} "
-            f"| {item['ratio_to_ceiling']:.2f}{_spread(item)} "
-            f"| {_met(item['ratio_to_ceiling'] >= 0.4, counted)} |",
+            f"| {_down(ratio)}{spread if len(rounds) > 1 else ''} "
+            f"| {_met(ratio >= 0.4, [r >= 0.4 for r in rounds])} |",
             f"| delivery at least 2,000 notifications/s | {name} | {rate:,.0f}/s "
             f"| {_met(rate >= 2000)} |",
         ]
@@ -513,7 +559,14 @@ def main() -> None:
             "## Targets",
             "",
             "The targets of the benchmark issue, each beside the figure its run reports (the",
-            "median of its rounds), and how many of the run's rounds met it.",
+            "median of its rounds), and how many of the run's rounds met it. Ratios are",
+            "computed from the rates and shown rounded down (since 2026-12-05 18:20: before, a",
+            "ratio kept to two decimals counted 0.3996 as 0.4 and 0.5975 as 0.6).",
+            "",
+            "The issue's intake ceiling is a bare endpoint of the same server stack making one",
+            "insert. On PostgreSQL that is the bare endpoint inserting into PostgreSQL, whose",
+            "round trips and database CPU weigh on it as on the platform; the SQLite ceiling,",
+            "faster, is shown too as the stricter reading.",
             "",
             *target_rows(figures, load("intake-*.json"), load("status-*.json")),
             "",
@@ -604,8 +657,9 @@ def main() -> None:
             "µs from one run to the next); its share is in the HTTP figures. Checking,",
             "fingerprinting and sealing the card data (`to_command` less the decryption) and the",
             "group's transaction at the group size seen at saturation (about 30 orders a group),",
-            "less the ceiling's insert, come to about 0.14 ms; then the token check, FastAPI's",
-            "dependencies, our middleware and access log. A group's transaction makes 7",
+            "less the ceiling's insert, come to about 0.2 ms (0.14 on the afternoon's",
+            "machine); then the token check, FastAPI's dependencies, our middleware and access",
+            "log. A group's transaction makes 7",
             "statements on PostgreSQL (the look-ups, then one insert for its five tables) and 11",
             "on SQLite: under load it is shared, and the groups are as large as what arrives while",
             "one commits.",
@@ -680,15 +734,36 @@ def main() -> None:
             "platform's. Rates moved within the same afternoon too: the alternated pairs above ran",
             "at 2,050 orders/s where the bench had measured 1,732 half an hour before.",
             "",
-            "PostgreSQL meets the target against the bare endpoint inserting into PostgreSQL",
-            "(the last column: 0.66 with one API process, 0.72 with two), whose database takes",
-            "its share of the cores as the platform's does, but not against the SQLite ceiling.",
-            "There the API process is not bound by its core (0.86 of one at saturation): with 64",
-            "connections in a closed loop, every request is in the committing group or waits for",
-            "the next while PostgreSQL executes the group's statements (about 3 ms of a group's",
-            "6, most of it the inserts: an order adds to 15 b-trees of `orders`). Its own CPU per order is",
-            "also higher than on SQLite (0.64 against 0.57 ms in these runs): the async driver,",
-            "its greenlets and the sockets' system time.",
+            "The run above (2026-12-05, 17:40 to 18:00, 8b689e8) is on a slower machine than the",
+            "afternoon's, though also an AMD EPYC: the ceiling took 0.508 ms of CPU an order",
+            "(0.337 in the afternoon) and the platform 0.856 (0.567). On SQLite the ratio came to",
+            "0.597 (0.579 to 0.602): the target is at the edge, met by one round of three.",
+            "",
+            "On PostgreSQL, two API processes meet the target against the bare endpoint",
+            "inserting into PostgreSQL in every round (0.744); one process is at the edge",
+            "(0.599, 0.570 to 0.835: that ceiling moved from 1,185 to 1,614 orders/s between",
+            "rounds). Against the SQLite ceiling neither does (0.489, 0.535). Measured around a",
+            "12 s saturation phase on this machine (/proc, all processes): one API process",
+            "used 0.87 of a core at 894 orders/s, 0.966 ms of CPU an order (SQLite, the same",
+            "hour: 0.99 of a core, 0.885 ms), PostgreSQL's backends 0.15 ms an order, the",
+            "driver 0.19 ms; the machine was busy 1.14 cores of 2. So one process is bound",
+            "neither by the cores nor by PostgreSQL's CPU, but by waiting: with 64 connections",
+            "in a closed loop, every request is in the committing group or waits for the next",
+            "while the group's statements go to PostgreSQL and back. Its own CPU per order is",
+            "also higher than on SQLite: the async driver, its greenlets and the sockets.",
+            "",
+            "Latency on PostgreSQL is where it shows most: at half load p50 17.2 ms with one",
+            "process and 26.0 ms with two (SQLite 5.5 ms; the bare endpoints 1.2 and 1.7). Logged",
+            "by PostgreSQL (`log_min_duration_statement = 0`, 300 orders sent one after the",
+            "other), an order alone makes 8 round trips (BEGIN, two idempotency look-ups, the",
+            "issuer's configuration stamp, its personalization centre, the event ids, the",
+            "cards' counters, the one insert, COMMIT) and takes 1.0 ms of PostgreSQL's time, of",
+            "which 0.36 the insert and 0.30 the COMMIT; the order took 5.5 ms end to end (SQLite",
+            "2.8). Under load the group's coroutine waits on the event loop after each round",
+            "trip behind the requests being decrypted, so a group's eight round trips stretch",
+            "to several milliseconds each. Fewer round trips (the look-ups sent together in a",
+            "psycopg pipeline, then the insert and COMMIT together) would shorten both the",
+            "latency and the wait at saturation; it is not done.",
             "",
             "Since 5c0f8f9 a group led by a request on the event loop commits on that loop",
             "(db/intake_on_loop.py: SQLite in one go when the database is free at once, else on",
