@@ -13,6 +13,7 @@ import json
 import re
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from issuance.db.bulk import SqlBulkIntake, bulk_intake_factory, planner_statist
 from issuance.db.models import AuditRow, CardRow, DeliveryRow, EventRow, OrderRow
 from issuance.domain.audit import PLATFORM
 from issuance.platform import Platform
+from issuance.services.bulk_placing import LookUp
 from issuance.services.importing import Importer, LineReport
 from issuance.services.intake import IntakeKeys
 from issuance.services.order_files import FileFormat, records
@@ -407,9 +409,9 @@ def test_a_card_taken_since_the_lookup_makes_the_batch_collide_and_be_redone(
     path = _write(tmp_path / "second.jsonl", [free, again])
 
     class Blind(SqlBulkIntake):
-        def active(self, issuer_id: str, card_ids: Any) -> dict[str, str]:
-            del issuer_id, card_ids
-            return {}  # as if the card's order were placed after the lookup
+        def look_up(self, issuer_id: str, request_ids: Any, card_ids: Any) -> LookUp:
+            found = super().look_up(issuer_id, request_ids, card_ids)
+            return replace(found, active={})  # as if the card's order were placed after it
 
     reports = _import(_importer(platform, path.name, bulk=lambda: Blind(platform.engine)), path)
 

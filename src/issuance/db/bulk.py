@@ -23,11 +23,13 @@ from sqlalchemy import (
     Engine,
     String,
     Table,
+    any_,
     bindparam,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
@@ -36,22 +38,25 @@ from issuance.db.bulk_rows import (
     AUDIT,
     CARDS,
     DELIVERIES,
+    DRAWN_EVENT_IDS,
     EVENTS,
     ORDERS,
     Journaled,
     audit_values,
     draw_event_ids,
+    event_ids_drawn,
     insert_tables,
     journal_rows,
 )
-from issuance.db.config_repositories import SqlConfigRepository
+from issuance.db.config_repositories import ISSUER_STAMP, SqlConfigRepository
 from issuance.db.engine import SQLITE_NOWAIT
+from issuance.db.pipelined import pipelined
 from issuance.db.unit_of_work import sqlite_writer_lock
 from issuance.domain.audit import AuditEntry
 from issuance.domain.centres import PersonalizationCentre
 from issuance.domain.orders import Order
 from issuance.domain.programs import IssuerConfig
-from issuance.services.bulk_placing import Busy, NewOrder, Placed
+from issuance.services.bulk_placing import Busy, LookUp, NewOrder, Placed
 from issuance.services.unit_of_work import Collision
 
 _CHUNK = 500  # keys per IN (...) list: well under every driver's bound-parameter limit
@@ -65,7 +70,7 @@ ANALYZE_EVERY = 50_000  # then its count doubles between two ANALYZEs, up to thi
 _o, _c = ORDERS.c, CARDS.c
 _ISSUER = bindparam("issuer_id", type_=String)
 _KEYS: BindParameter[list[str]] = bindparam("keys", expanding=True)
-_PLACED = select(  # the key, then `Placed`'s fields in their order
+_PLACED_OF_ISSUER = select(  # the key, then `Placed`'s fields in their order
     _o.issuer_request_id,
     _o.operation_id,
     _o.card_id,
@@ -73,14 +78,19 @@ _PLACED = select(  # the key, then `Placed`'s fields in their order
     _o.input_file_name,
     _o.request,
     _o.encrypted_data_digest,
-).where(_o.issuer_id == _ISSUER, _o.issuer_request_id.in_(_KEYS))
-_ACTIVE = select(_o.active_card_id, _o.operation_id).where(
-    _o.issuer_id == _ISSUER, _o.active_card_id.in_(_KEYS)
+).where(_o.issuer_id == _ISSUER)
+_ACTIVE_OF_ISSUER = select(_o.active_card_id, _o.operation_id).where(_o.issuer_id == _ISSUER)
+_COUNTERS_OF_ISSUER = select(_c.card_id, _c.last_sequence, _c.last_txid).where(
+    _c.issuer_id == _ISSUER
 )
-_COUNTERS = select(_c.card_id, _c.last_sequence, _c.last_txid).where(
-    _c.issuer_id == _ISSUER, _c.card_id.in_(_KEYS)
-)
-_COUNTERS_LOCKED = _COUNTERS.with_for_update()  # PostgreSQL
+_PLACED = _PLACED_OF_ISSUER.where(_o.issuer_request_id.in_(_KEYS))
+_ACTIVE = _ACTIVE_OF_ISSUER.where(_o.active_card_id.in_(_KEYS))
+_COUNTERS = _COUNTERS_OF_ISSUER.where(_c.card_id.in_(_KEYS))
+# PostgreSQL's, sent together (db/pipelined.py), each list of keys bound as one array.
+_ANY_KEY = any_(bindparam("keys", type_=ARRAY(String)))
+_PLACED_ANY = _PLACED_OF_ISSUER.where(_o.issuer_request_id == _ANY_KEY)
+_ACTIVE_ANY = _ACTIVE_OF_ISSUER.where(_o.active_card_id == _ANY_KEY)
+_COUNTERS_LOCKED = _COUNTERS_OF_ISSUER.where(_c.card_id == _ANY_KEY).with_for_update()
 _RAISED_COUNTERS = (
     update(CARDS)
     .where(_c.issuer_id == bindparam("i"), _c.card_id == bindparam("c"))
@@ -141,6 +151,28 @@ class SqlBulkIntake:
     def centre(self, centre_id: str) -> PersonalizationCentre | None:
         return self._config.centre(centre_id)
 
+    def look_up(
+        self, issuer_id: str, request_ids: Collection[str], card_ids: Collection[str]
+    ) -> LookUp:
+        """`placed`, `active` and `issuer` at once: on PostgreSQL in one round trip, with the
+        transaction's BEGIN (db/pipelined.py)."""
+        if self._connection.dialect.name != "postgresql":
+            placed = self.placed(issuer_id, request_ids) if request_ids else {}
+            return LookUp(placed, self.active(issuer_id, card_ids), self.issuer(issuer_id))
+        placed_rows, active_rows, stamp = pipelined(
+            self._connection,
+            [
+                (_PLACED_ANY, {"issuer_id": issuer_id, "keys": sorted(set(request_ids))}),
+                (_ACTIVE_ANY, {"issuer_id": issuer_id, "keys": sorted(set(card_ids))}),
+                (ISSUER_STAMP, {"issuer_id": issuer_id}),
+            ],
+        )
+        return LookUp(
+            {str(key): Placed(*placed) for key, *placed in placed_rows},
+            {str(card): str(operation) for card, operation in active_rows},
+            self._config.issuer_stamped(issuer_id, stamp[0] if stamp else None),
+        )
+
     def placed(self, issuer_id: str, request_ids: Collection[str]) -> dict[str, Placed]:
         found: dict[str, Placed] = {}
         for keys in _chunks(sorted(set(request_ids))):
@@ -169,8 +201,8 @@ class SqlBulkIntake:
         try:
             if orders:
                 now = datetime.now(UTC)
-                ids, txid = draw_event_ids(self._connection, len(orders))
-                sequences, fresh = self._sequences(orders, txid)
+                ids, txid, known = self._ids_and_counters(orders)
+                sequences, fresh = self._sequences(orders, txid, known)
                 journaled = [
                     Journaled(new.order, [numbers], new.endpoints)
                     for new, numbers in zip(orders, sequences, strict=True)
@@ -205,8 +237,33 @@ class SqlBulkIntake:
             for issuer_id, orders in written.items():
                 self._statistics.grew(issuer_id, orders, self._engine)
 
+    def _ids_and_counters(
+        self, orders: Sequence[NewOrder]
+    ) -> tuple[list[int], int, dict[str, tuple[int, int]]]:
+        """The events' ids and the txid (`draw_event_ids`), and the counters of the orders'
+        cards this issuer has (sequence, txid), by card: locked on PostgreSQL (FOR UPDATE),
+        where both reads go in one round trip."""
+        issuer_id = orders[0].order.issuer_id
+        cards = sorted({new.order.card_id for new in orders})
+        if self._connection.dialect.name == "postgresql":
+            drawn, counters = pipelined(
+                self._connection,
+                [
+                    (DRAWN_EVENT_IDS, {"count": len(orders)}),
+                    (_COUNTERS_LOCKED, {"issuer_id": issuer_id, "keys": cards}),
+                ],
+            )
+            ids, txid = event_ids_drawn(drawn)
+            return ids, txid, {card: (seq, last) for card, seq, last in counters}
+        ids, txid = draw_event_ids(self._connection, len(orders))
+        known: dict[str, tuple[int, int]] = {}
+        for chunk in _chunks(cards):
+            rows = self._connection.execute(_COUNTERS, {"issuer_id": issuer_id, "keys": chunk})
+            known.update({card: (seq, last) for card, seq, last in rows})
+        return ids, txid, known
+
     def _sequences(
-        self, orders: Sequence[NewOrder], txid: int
+        self, orders: Sequence[NewOrder], txid: int, known: dict[str, tuple[int, int]]
     ) -> tuple[list[tuple[int, int]], list[dict[str, Any]]]:
         """Each order's event (sequence, txid), its card's counter raised as the per-card path
         does; and the counter rows of the cards new to this issuer, to insert.
@@ -218,11 +275,6 @@ class SqlBulkIntake:
         """
         issuer_id = orders[0].order.issuer_id
         postgresql = self._connection.dialect.name == "postgresql"
-        known: dict[str, tuple[int, int]] = {}
-        query = _COUNTERS_LOCKED if postgresql else _COUNTERS
-        for cards in _chunks(sorted({new.order.card_id for new in orders})):
-            rows = self._connection.execute(query, {"issuer_id": issuer_id, "keys": cards})
-            known.update({card: (seq, last) for card, seq, last in rows})
         fresh: list[dict[str, Any]] = []
         raised: list[dict[str, Any]] = []
         sequences: list[tuple[int, int]] = []

@@ -50,7 +50,7 @@ ORDERS, EVENTS, DELIVERIES, AUDIT, CARDS = (
     _table(m) for m in (OrderRow, EventRow, DeliveryRow, AuditRow, CardRow)
 )
 _TABLES = {t.name: t for t in (ORDERS, EVENTS, DELIVERIES, AUDIT, CARDS)}
-_DRAWN_EVENT_IDS = select(  # PostgreSQL: the next event ids, with this transaction's id
+DRAWN_EVENT_IDS = select(  # PostgreSQL: the next event ids, with this transaction's id
     func.nextval(func.pg_get_serial_sequence("events", "event_id")), current_txid()
 ).select_from(func.generate_series(1, bindparam("count", type_=Integer)))
 _LAST_EVENT_ID = select(func.max(EVENTS.c.event_id))
@@ -99,10 +99,14 @@ def draw_event_ids(connection: Connection, count: int) -> tuple[list[int], int]:
     rowids, which no one else can take while this transaction holds the write lock.
     """
     if connection.dialect.name == "postgresql":
-        drawn = connection.execute(_DRAWN_EVENT_IDS, {"count": count}).all()
-        return sorted(int(i) for i, _ in drawn), int(drawn[0][1])
+        return event_ids_drawn(connection.execute(DRAWN_EVENT_IDS, {"count": count}).all())
     last = connection.scalar(_LAST_EVENT_ID) or 0
     return list(range(int(last) + 1, int(last) + 1 + count)), 0
+
+
+def event_ids_drawn(rows: Sequence[Sequence[Any]]) -> tuple[list[int], int]:
+    """The ids and the txid from the rows of `DRAWN_EVENT_IDS` (PostgreSQL)."""
+    return sorted(int(i) for i, _ in rows), int(rows[0][1])
 
 
 @dataclass(frozen=True, slots=True)

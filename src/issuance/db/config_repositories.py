@@ -35,7 +35,7 @@ def _client(row: ApiClientRow) -> ClientRecord:
 
 
 # Looked up by every order placed: built once (building a statement costs more than running it).
-_ISSUER_STAMP = select(IssuerRow.config_version, IssuerRow.loaded_at).where(
+ISSUER_STAMP = select(IssuerRow.config_version, IssuerRow.loaded_at).where(
     IssuerRow.issuer_id == bindparam("issuer_id", type_=String)
 )
 _ISSUER_STAMPS = select(IssuerRow.issuer_id, IssuerRow.config_version, IssuerRow.loaded_at)
@@ -127,11 +127,22 @@ class SqlConfigRepository:
             self._seen[issuer_id] = self._issuer(issuer_id)
         return self._seen[issuer_id]
 
+    def issuer_stamped(self, issuer_id: str, stamp: tuple[Any, ...] | None) -> IssuerConfig | None:
+        """`issuer`, given the row of `ISSUER_STAMP` read along with other statements."""
+        if issuer_id not in self._seen:
+            self._seen[issuer_id] = self._stamped(issuer_id, stamp)
+        return self._seen[issuer_id]
+
     def _issuer(self, issuer_id: str) -> IssuerConfig | None:
-        stamp = self._read(_ISSUER_STAMP, {"issuer_id": issuer_id}).first()
+        return self._stamped(issuer_id, self._read(ISSUER_STAMP, {"issuer_id": issuer_id}).first())
+
+    def _stamped(self, issuer_id: str, stamp: tuple[Any, ...] | None) -> IssuerConfig | None:
+        """The issuer's validated configuration at this (version, load time): from the cache, or
+        read and validated once."""
         if stamp is None:
             return None
-        key = (issuer_id, stamp.config_version, stamp.loaded_at)
+        config_version, loaded_at = stamp
+        key = (issuer_id, config_version, loaded_at)
         if key not in self._cache:
             document = self.session.scalar(
                 select(IssuerRow.config).where(IssuerRow.issuer_id == issuer_id)

@@ -48,6 +48,16 @@ class Placed:
 
 
 @dataclass(frozen=True, slots=True)
+class LookUp:
+    """A batch's look-ups: the orders already placed with its keys (by key), the operation in
+    progress of each of its cards that has one (by card), and the issuer's configuration."""
+
+    placed: dict[str, Placed]
+    active: dict[str, str]
+    issuer: IssuerConfig | None
+
+
+@dataclass(frozen=True, slots=True)
 class NewOrder:
     """An accepted order to insert, with what its rows need beside the aggregate."""
 
@@ -78,16 +88,17 @@ class BulkIntake(Protocol):
         tb: TracebackType | None,
     ) -> None: ...
 
-    def issuer(self, issuer_id: str) -> IssuerConfig | None: ...
+    def look_up(
+        self, issuer_id: str, request_ids: Collection[str], card_ids: Collection[str]
+    ) -> LookUp:
+        """What the batch is checked against, read at once."""
+        ...
 
     def centre(self, centre_id: str) -> PersonalizationCentre | None: ...
 
     def placed(self, issuer_id: str, request_ids: Collection[str]) -> dict[str, Placed]:
-        """The orders already placed with these keys, by key."""
-        ...
-
-    def active(self, issuer_id: str, card_ids: Collection[str]) -> dict[str, str]:
-        """The operation in progress of each of these cards that has one."""
+        """The orders already placed with these keys, by key (a file's batch asks before it
+        decrypts anything)."""
         ...
 
     def write(self, orders: Sequence[NewOrder], audit: Sequence[AuditEntry]) -> None:
@@ -139,9 +150,10 @@ class BulkBatch:
             new_id,
         )
         keys = [c.issuer_request_id for c in commands if c.issuer_request_id is not None]
-        self.placed = intake.placed(issuer_id, keys) if keys else {}  # this batch's keys too
-        self.active = intake.active(issuer_id, [c.card_id for c in commands])  # likewise
-        self.issuer = intake.issuer(issuer_id) if commands else None
+        found = intake.look_up(issuer_id, keys, [c.card_id for c in commands])
+        self.placed = found.placed  # this batch's keys and cards join them as they are taken
+        self.active = found.active
+        self.issuer = found.issuer if commands else None
         self.endpoints = (
             tuple(e.endpoint_id for e in self.issuer.notification_endpoints) if self.issuer else ()
         )
