@@ -1,7 +1,7 @@
 """A group's look-ups sent together (db/pipelined.py) find what they found one by one.
 
-On PostgreSQL a batch reads its keys, its cards and its issuer in one round trip, and its event
-ids and card counters in another; on SQLite, and in `placed`, `active` and `issuer`, they are
+On PostgreSQL a batch reads its keys, its cards, its issuer and the centres in one round trip,
+and its event ids and card counters in another; on SQLite, and in `placed`, `active` and `issuer`, they are
 the statements they always were, so each answer is compared with theirs.
 """
 
@@ -37,12 +37,18 @@ def test_a_batch_looks_up_at_once_what_it_found_statement_by_statement(
     platform: Platform,
 ) -> None:
     keys, cards = _placed(platform)
+    centres = ["PC-PARIS", "PC-NEWARK", "PC-NOWHERE"]
     with platform.bulk() as intake:
         together = intake.look_up(DEMO, keys, cards)
+        centres_together = [intake.centre(centre) for centre in centres]
     with platform.bulk() as intake:
         one_by_one = (intake.placed(DEMO, keys), intake.active(DEMO, cards), intake.issuer(DEMO))
+        centres_one_by_one = [intake.centre(centre) for centre in centres]
 
     assert (together.placed, together.active, together.issuer) == one_by_one
+    assert centres_together == centres_one_by_one
+    assert centres_together[0] is not None
+    assert centres_together[2] is None
     assert sorted(together.placed) == sorted(keys[:2])
     assert sorted(together.active) == sorted(cards[:3])
     assert together.issuer is not None

@@ -48,7 +48,11 @@ from issuance.db.bulk_rows import (
     insert_tables,
     journal_rows,
 )
-from issuance.db.config_repositories import ISSUER_STAMP, SqlConfigRepository
+from issuance.db.config_repositories import (
+    CENTRE_DOCUMENTS,
+    ISSUER_STAMP,
+    SqlConfigRepository,
+)
 from issuance.db.engine import SQLITE_NOWAIT
 from issuance.db.pipelined import pipelined
 from issuance.db.unit_of_work import sqlite_writer_lock
@@ -155,18 +159,20 @@ class SqlBulkIntake:
         self, issuer_id: str, request_ids: Collection[str], card_ids: Collection[str]
     ) -> LookUp:
         """`placed`, `active` and `issuer` at once: on PostgreSQL in one round trip, with the
-        transaction's BEGIN (db/pipelined.py)."""
+        transaction's BEGIN and every centre, so that `centre` reads nothing (db/pipelined.py)."""
         if self._connection.dialect.name != "postgresql":
             placed = self.placed(issuer_id, request_ids) if request_ids else {}
             return LookUp(placed, self.active(issuer_id, card_ids), self.issuer(issuer_id))
-        placed_rows, active_rows, stamp = pipelined(
+        placed_rows, active_rows, stamp, centres = pipelined(
             self._connection,
             [
                 (_PLACED_ANY, {"issuer_id": issuer_id, "keys": sorted(set(request_ids))}),
                 (_ACTIVE_ANY, {"issuer_id": issuer_id, "keys": sorted(set(card_ids))}),
                 (ISSUER_STAMP, {"issuer_id": issuer_id}),
+                (CENTRE_DOCUMENTS, {}),
             ],
         )
+        self._config.centres_read(centres)
         return LookUp(
             {str(key): Placed(*placed) for key, *placed in placed_rows},
             {str(card): str(operation) for card, operation in active_rows},

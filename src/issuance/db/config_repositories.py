@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -44,6 +45,9 @@ _ISSUER_DOCUMENTS = select(
 ).where(IssuerRow.issuer_id.in_(bindparam("issuer_ids", expanding=True)))
 _CENTRE_DOCUMENT = select(cast(PersonalizationCentreRow.config, Text)).where(
     PersonalizationCentreRow.centre_id == bindparam("centre_id", type_=String)
+)
+CENTRE_DOCUMENTS = select(  # a bureau has a handful: read them all along with other statements
+    PersonalizationCentreRow.centre_id, cast(PersonalizationCentreRow.config, Text)
 )
 _STOCK_MOVE = (  # a negative change takes, only if that many units are left
     update(StockLevelRow)
@@ -121,6 +125,7 @@ class SqlConfigRepository:
         self.session = session
         self._seen: dict[str, IssuerConfig | None] = {}  # one look-up per unit of work
         self._centres: dict[str, PersonalizationCentre | None] = {}
+        self._every_centre_read = False
 
     def issuer(self, issuer_id: str) -> IssuerConfig | None:
         if issuer_id not in self._seen:
@@ -198,14 +203,23 @@ class SqlConfigRepository:
         return [c for c in clients if any(k.get("kid") == kid for k in c.public_keys)]
 
     def centre(self, centre_id: str) -> PersonalizationCentre | None:
-        if centre_id not in self._centres:  # one look-up per unit of work, like issuers
+        if centre_id not in self._centres and not self._every_centre_read:
             self._centres[centre_id] = self._centre(centre_id)
-        return self._centres[centre_id]
+        return self._centres.get(centre_id)  # None: no such centre
+
+    def centres_read(self, rows: Iterable[tuple[str, str]]) -> None:
+        """Every centre, from the rows of `CENTRE_DOCUMENTS` read along with other statements:
+        `centre` then reads nothing."""
+        self._centres = {
+            centre_id: self._parsed(centre_id, document) for centre_id, document in rows
+        }
+        self._every_centre_read = True
 
     def _centre(self, centre_id: str) -> PersonalizationCentre | None:
         document = self._read(_CENTRE_DOCUMENT, {"centre_id": centre_id}).scalar()
-        if document is None:
-            return None
+        return None if document is None else self._parsed(centre_id, document)
+
+    def _parsed(self, centre_id: str, document: str) -> PersonalizationCentre:
         key = (centre_id, document)
         if key not in self._centre_cache:
             if len(self._centre_cache) >= self._CENTRE_CACHE_SIZE:
