@@ -1,10 +1,13 @@
 """PostgreSQL: several statements sent at once, and their rows read after one round trip.
 
-A group of orders looks up its keys, its cards and its issuer before it writes, one statement
-after the other: each a round trip, and on an event loop a wait behind the other requests'
-work before the group goes on (bench/RESULTS.md, "Order intake"). Statements that do not need
-each other's answers go together through psycopg's pipeline mode, the transaction's BEGIN with
-them when they open it. On a driver or libpq without pipeline mode, they go one by one.
+A group of orders looks up its keys, its cards and its issuer before it writes. Sent one after
+the other, each statement is a round trip, and on an event loop a wait behind the other
+requests' work before the group goes on (bench/RESULTS.md, "Order intake"). Statements that do
+not need each other's answers go together instead, through psycopg's pipeline mode, with the
+transaction's BEGIN when they open it. On a driver or libpq without pipeline mode, they go one by one.
+
+They go to the driver directly: SQLAlchemy's statement events and echo do not see them (nor do
+tests that count statements through those events).
 """
 
 from __future__ import annotations
