@@ -123,4 +123,6 @@ class Platform:
         )
 
     def close(self) -> None:
+        if self.statistics is not None:
+            self.statistics.close()
         self.engine.dispose()

@@ -523,11 +523,12 @@ def test_a_long_bulk_load_keeps_the_planner_statistics_up(
     monkeypatch.setattr(bulk, "ANALYZE_EVERY", 100)
     jwks = platform.keys.public_jwks()
     lines = [_item(jwks, new_card_id()) for _ in range(4)]
+    statistics = planner_statistics(platform.engine)
     importer = _importer(
         platform,
         "grow.jsonl",
         batch_size=2,
-        bulk=bulk_intake_factory(platform.engine, planner_statistics(platform.engine)),
+        bulk=bulk_intake_factory(platform.engine, statistics),
     )
     with statements(platform.engine) as sent:
         for part in range(3):  # 12 orders in batches of 2: past 3 (at 4), 4 + 4, then 8 + 8
@@ -535,6 +536,8 @@ def test_a_long_bulk_load_keeps_the_planner_statistics_up(
                 tmp_path / f"grow-{part}.jsonl", [_item(jwks, new_card_id()) for _ in lines]
             )
             assert {r.result.value for r in _import(importer, path)} == {"ACCEPTED"}
+        if statistics is not None:
+            statistics.settle()  # ANALYZE runs on a thread of its own
 
     analyzed = [s.sql for s in sent if s.sql.startswith("ANALYZE")]
     if platform.engine.dialect.name == "postgresql":
@@ -557,6 +560,7 @@ def test_each_issuer_is_analyzed_as_its_own_orders_double(
         with statements(platform.engine) as sent:
             for _ in range(groups):
                 statistics.grew(issuer_id, 5)
+            statistics.settle()
         return sum(s.sql.startswith("ANALYZE") for s in sent)
 
     # 5 at a time: at 10, 20, 40, then every 40 (80, 120, 160, 200)
@@ -564,3 +568,41 @@ def test_each_issuer_is_analyzed_as_its_own_orders_double(
     assert analyzes("BANK-B", 2) == 1  # its own first, though the table is large
     assert analyzes("BANK-A", 7) == 0  # 235, below 240
     assert analyzes("BANK-A", 1) == 1
+
+
+def test_the_group_that_makes_an_analyze_due_does_not_wait_for_it(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its orders are committed: answering them after an ANALYZE held them, and the process's
+    every request behind them, for as long as it took."""
+    if platform.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's planner prefers the index without statistics: none are kept")
+    monkeypatch.setattr(bulk, "FIRST_ANALYZE", 5)
+    statistics = bulk.PlannerStatistics(platform.engine)
+    with platform.engine.connect() as holder, statements(platform.engine) as sent:
+        holder.execute(text("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE"))  # ANALYZE waits
+        group = threading.Thread(target=statistics.grew, args=(DEMO, 5))  # due at 5
+        group.start()
+        group.join(timeout=10)
+        returned = not group.is_alive()
+        waiting = 0
+        for _ in range(100):  # the ANALYZE's thread takes a connection, then waits for the lock
+            holder.execute(text("SELECT pg_stat_clear_snapshot()"))  # read afresh each time
+            waiting = holder.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE query LIKE 'ANALYZE%' AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+            if waiting:
+                break
+            time.sleep(0.05)
+        holder.rollback()
+        statistics.settle()
+        group.join()
+    assert returned  # while the ANALYZE waited for the lock
+    assert waiting == 1
+    assert [s.sql for s in sent if s.sql.startswith("ANALYZE")] == [
+        "ANALYZE orders, cards, events, deliveries, audit_log"
+    ]
+    statistics.close()

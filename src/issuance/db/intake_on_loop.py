@@ -32,8 +32,8 @@ from issuance.services.ordering import Clock
 
 T = TypeVar("T")
 
-# PostgreSQL connections of a loop's intake: one group commits at a time, and its ANALYZE
-# (db/bulk.py `PlannerStatistics`) may want a second.
+# PostgreSQL connections of a loop's intake: one group commits at a time, and a second is
+# ready when a connection has to be replaced.
 CONNECTIONS = 2
 APPLICATION_NAME = "issuance-intake"  # as pg_stat_activity shows them
 
