@@ -21,6 +21,7 @@ from issuance.db.pipelined import pipelined
 from issuance.domain.audit import PLATFORM
 from issuance.platform import Platform
 from tests.factories import DEMO, new_card_id, place_command
+from tests.outbox import statements
 
 
 def _placed(platform: Platform) -> tuple[list[str], list[str]]:
@@ -120,3 +121,22 @@ def test_pipelined_statements_need_psycopg(platform: Platform) -> None:
         pytest.skip("the embedded database has no pipeline")
     with platform.engine.connect() as connection, pytest.raises(TypeError, match="psycopg"):
         _rows(connection)
+
+
+def test_a_batch_reads_its_issuers_document_only_when_its_stamp_is_new(
+    platform: Platform,
+) -> None:
+    """The stamp read with the look-ups keys the cache as the stamp read alone does: once the
+    configuration is validated, a batch's look-ups and centres send nothing else."""
+    if platform.engine.dialect.name != "postgresql":
+        pytest.skip("pipeline mode is PostgreSQL's (psycopg)")
+    keys, cards = _placed(platform)
+    with platform.bulk() as intake:
+        intake.look_up(DEMO, keys, cards)  # the cache may be cold
+    with platform.bulk() as intake, statements(platform.engine) as sent:
+        found = intake.look_up(DEMO, keys, cards)
+        centre = intake.centre("PC-PARIS")
+
+    assert found.issuer is not None
+    assert centre is not None
+    assert [s.sql for s in sent] == []

@@ -4,7 +4,7 @@ A group of orders looks up its keys, its cards and its issuer before it writes. 
 the other, each statement is a round trip, and on an event loop a wait behind the other
 requests' work before the group goes on (bench/RESULTS.md, "Order intake"). Statements that do
 not need each other's answers go together instead, through psycopg's pipeline mode, with the
-transaction's BEGIN when they open it. On a driver or libpq without pipeline mode, they go one by one.
+transaction's BEGIN when they open it. Where libpq has no pipeline mode, they go one by one.
 
 They go to the driver directly: SQLAlchemy's statement events and echo do not see them (nor do
 tests that count statements through those events).
