@@ -32,8 +32,8 @@ from issuance.services.ordering import Clock
 
 T = TypeVar("T")
 
-# PostgreSQL connections of a loop's intake: one group commits at a time, and a second is
-# ready when a connection has to be replaced.
+# PostgreSQL connections of a loop's intake: one group commits at a time, on one of them. The
+# second was the ANALYZE's (db/bulk.py `PlannerStatistics`), which has its own thread now: spare.
 CONNECTIONS = 2
 APPLICATION_NAME = "issuance-intake"  # as pg_stat_activity shows them
 
