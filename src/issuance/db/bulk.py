@@ -19,6 +19,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import suppress
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
@@ -365,7 +366,8 @@ class PlannerStatistics:
                 return
             self._due[issuer_id] = written + min(max(written, FIRST_ANALYZE), ANALYZE_EVERY)
             self._pending = [f for f in self._pending if not f.done()]
-            self._pending.append(self._background.submit(self._analyze))
+            with suppress(RuntimeError):  # closed: the process is stopping, no ANALYZE
+                self._pending.append(self._background.submit(self._analyze))
 
     def settle(self) -> None:
         """Wait for the ANALYZEs asked for so far (tests count them)."""
