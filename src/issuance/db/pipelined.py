@@ -13,6 +13,7 @@ tests that count statements through those events).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from functools import lru_cache
 from typing import Any
 
@@ -84,11 +85,7 @@ def _rows(
     raw: psycopg.Connection[Any], compiled: Sequence[tuple[str, Mapping[str, Any]]]
 ) -> list[Rows]:
     cursors = [raw.cursor() for _ in compiled]
-    if psycopg.Pipeline.is_supported():
-        with raw.pipeline():
-            for cursor, (sql, params) in zip(cursors, compiled, strict=True):
-                cursor.execute(sql, params)
-    else:
+    with raw.pipeline() if psycopg.Pipeline.is_supported() else nullcontext():
         for cursor, (sql, params) in zip(cursors, compiled, strict=True):
             cursor.execute(sql, params)
     return [list(cursor.fetchall()) for cursor in cursors]
@@ -98,11 +95,7 @@ async def _async_rows(
     raw: psycopg.AsyncConnection[Any], compiled: Sequence[tuple[str, Mapping[str, Any]]]
 ) -> list[Rows]:
     cursors = [raw.cursor() for _ in compiled]
-    if psycopg.Pipeline.is_supported():
-        async with raw.pipeline():
-            for cursor, (sql, params) in zip(cursors, compiled, strict=True):
-                await cursor.execute(sql, params)
-    else:
+    async with raw.pipeline() if psycopg.AsyncPipeline.is_supported() else nullcontext():
         for cursor, (sql, params) in zip(cursors, compiled, strict=True):
             await cursor.execute(sql, params)
     return [list(await cursor.fetchall()) for cursor in cursors]
