@@ -7,15 +7,17 @@ thread pool, and three hand-offs per request cost more CPU than the work itself 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, NamedTuple
 
 from fastapi import Depends, Path, Request
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from issuance.api.errors import schema_problems
 from issuance.contract.common import CARD_ID_PATTERN, ISSUER_ID_PATTERN
 from issuance.domain.audit import Actor, ActorKind
-from issuance.domain.errors import Forbidden, Unauthenticated
+from issuance.domain.errors import Forbidden, InvalidRequest, Unauthenticated
 from issuance.platform import Platform
 from issuance.security.tokens import Principal, VerifiedTokens
 
@@ -25,18 +27,15 @@ async def get_platform(request: Request) -> Platform:
     return platform
 
 
+ISSUER_ID = "The id of the issuer (10 characters)"
+CARD_ID = "Unique identifier of the card"
+DRY_RUN = "Extension: validate only, report every problem"
+
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 IssuerIdPath = Annotated[
-    str,
-    Path(
-        alias="issuerId",
-        pattern=ISSUER_ID_PATTERN,
-        description="The id of the issuer (10 characters)",
-    ),
+    str, Path(alias="issuerId", pattern=ISSUER_ID_PATTERN, description=ISSUER_ID)
 ]
-CardIdPath = Annotated[
-    str, Path(alias="cardId", pattern=CARD_ID_PATTERN, description="Unique identifier of the card")
-]
+CardIdPath = Annotated[str, Path(alias="cardId", pattern=CARD_ID_PATTERN, description=CARD_ID)]
 GroupIdPath = Annotated[
     str,
     Path(
@@ -92,6 +91,9 @@ AnyCaller = Annotated[Principal, Depends(_AnyCaller())]
 class _CurrentIssuer(_BearerToken):
     async def __call__(self, request: Request, issuer_id: IssuerIdPath) -> Principal:
         """The caller, who must hold a valid token bound to the issuer named in the path."""
+        return self.issuer(request, issuer_id)
+
+    def issuer(self, request: Request, issuer_id: str) -> Principal:
         caller = self.verified(request)
         if caller.operator or caller.issuer_id != issuer_id:
             raise Forbidden(
@@ -102,7 +104,72 @@ class _CurrentIssuer(_BearerToken):
         return caller
 
 
-CurrentIssuer = Annotated[Principal, Depends(_CurrentIssuer())]
+_current_issuer = _CurrentIssuer()
+CurrentIssuer = Annotated[Principal, Depends(_current_issuer)]
+
+
+class _CardOrderParameters(BaseModel):
+    """The single-card order's path and query, with the constraints `IssuerIdPath`,
+    `CardIdPath` and `DryRun` give the other routes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # the wire's names, so that errors and the schema's titles read as FastAPI writes them
+    issuerId: str = Field(pattern=ISSUER_ID_PATTERN, description=ISSUER_ID)  # noqa: N815
+    cardId: str = Field(pattern=CARD_ID_PATTERN, description=CARD_ID)  # noqa: N815
+    dryRun: bool = Field(False, description=DRY_RUN)  # noqa: N815
+
+
+class CardOrderTarget(NamedTuple):
+    issuer: Principal
+    card_id: str
+    dry_run: bool
+
+
+def card_order_target(request: Request) -> CardOrderTarget:
+    """The caller, card and dry-run flag of a single-card order, read without FastAPI's
+    dependency solving: for this route's three parameters and its token check that cost
+    214,000 instructions an order, 5% of it (bench/intake_instructions.py, 4.13 → 3.92 million).
+
+    The same checks as the dependencies make, in their order: a malformed issuer id is refused
+    with the other malformed parameters, before the token is looked at; then the token; then the
+    card id and the flag. The route documents its parameters with `CARD_ORDER_OPENAPI`.
+    """
+    given: dict[str, Any] = dict(request.path_params)
+    if "dryRun" in request.query_params:
+        given["dryRun"] = request.query_params["dryRun"]
+    try:
+        parameters = _CardOrderParameters.model_validate(given)
+    except ValidationError as error:
+        problems = schema_problems([dict(e) for e in error.errors(include_input=False)])
+        if all(problem.field != "issuerId" for problem in problems):
+            _current_issuer.issuer(request, given["issuerId"])
+        raise InvalidRequest.from_problems(problems) from None
+    caller = _current_issuer.issuer(request, parameters.issuerId)
+    return CardOrderTarget(caller, parameters.cardId, parameters.dryRun)
+
+
+def _openapi_parameters(model: type[BaseModel], where: dict[str, str]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    return [
+        {
+            "name": name,
+            "in": where[name],
+            "required": name in required,
+            "schema": field,
+            "description": field["description"],
+        }
+        for name, field in schema["properties"].items()
+    ]
+
+
+CARD_ORDER_OPENAPI: dict[str, Any] = {
+    "security": [{_current_issuer.scheme_name: []}],
+    "parameters": _openapi_parameters(
+        _CardOrderParameters, {"issuerId": "path", "cardId": "path", "dryRun": "query"}
+    ),
+}
 
 
 async def current_operator(caller: AnyCaller) -> Principal:
