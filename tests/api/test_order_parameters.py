@@ -1,6 +1,6 @@
-"""The single-card order reads its path, query and token itself (api/deps.py
-`card_order_target`), not through FastAPI's dependencies: it must answer as the routes that use
-them do, and be documented as they are."""
+"""The single-card order and the status read take their path, query and token themselves
+(api/deps.py `card_target`), not through FastAPI's dependencies: they must answer as the routes
+that use them do (here the issuer's release), and be documented as they are."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _answer(response: httpx.Response) -> tuple[int, Any]:
         (DEMO, "x" * 49, "own"),
     ],
 )
-def test_bad_paths_and_tokens_are_answered_as_by_the_status_route(
+def test_bad_paths_and_tokens_are_answered_as_by_a_route_fastapi_solves(
     http: httpx.Client, issuer_id: str, card_id: str, token: str | None
 ) -> None:
     demo, other = IssuerClient(http, DEMO), IssuerClient(http, OTHER)
@@ -48,9 +48,12 @@ def test_bad_paths_and_tokens_are_answered_as_by_the_status_route(
         headers=headers,
     )
     read = http.get(f"{base}/{card_id}/productionStatus", headers=headers)
+    lowercase = f"/banking/v1/issuers/{issuer_id}/physicalcards/{card_id}/productionstatus"
+    read_lowercase = http.get(lowercase, headers=headers)
+    released = http.post(f"{base}/{card_id}/operations:release", headers=headers)
 
-    assert ordered.status_code in {400, 401, 403}, ordered.text
-    assert _answer(ordered) == _answer(read)
+    assert released.status_code in {400, 401, 403}, released.text
+    assert _answer(ordered) == _answer(read) == _answer(read_lowercase) == _answer(released)
 
 
 @pytest.mark.parametrize("value", ["maybe", "", "2"])
@@ -79,18 +82,19 @@ def test_the_dry_run_flag_reads_as_fastapi_reads_booleans(
     assert (issuer.status(card_id).status_code == 200) is (status == 202)
 
 
-def test_the_order_is_documented_with_the_parameters_and_scheme_of_the_other_routes(
+def test_they_are_documented_with_the_parameters_and_scheme_of_the_other_routes(
     http: httpx.Client,
 ) -> None:
     paths = http.get("/openapi.json").json()["paths"]
     base = PREFIX.format(issuer="{issuerId}")
     single = paths[f"{base}/{{cardId}}/operations:production"]["post"]
     status = paths[f"{base}/{{cardId}}/productionStatus"]["get"]
+    release = paths[f"{base}/{{cardId}}/operations:release"]["post"]
     batch = paths[f"{base}/operations:production"]["post"]
 
     def by_name(operation: dict[str, Any]) -> dict[str, Any]:
         return {parameter["name"]: parameter for parameter in operation["parameters"]}
 
-    expected = {**by_name(status), "dryRun": by_name(batch)["dryRun"]}
-    assert by_name(single) == expected
-    assert single["security"] == status["security"] == [{"HTTPBearer": []}]
+    assert by_name(status) == by_name(release)
+    assert by_name(single) == {**by_name(release), "dryRun": by_name(batch)["dryRun"]}
+    assert single["security"] == status["security"] == release["security"]

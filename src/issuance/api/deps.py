@@ -7,7 +7,8 @@ thread pool, and three hand-offs per request cost more CPU than the work itself 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, NamedTuple
+from collections.abc import Mapping
+from typing import Annotated, Any, NamedTuple, TypeVar
 
 from fastapi import Depends, Path, Request
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
@@ -108,45 +109,66 @@ _current_issuer = _CurrentIssuer()
 CurrentIssuer = Annotated[Principal, Depends(_current_issuer)]
 
 
-class _CardOrderParameters(BaseModel):
-    """The single-card order's path and query, with the constraints `IssuerIdPath`,
-    `CardIdPath` and `DryRun` give the other routes."""
+class _CardPath(BaseModel):
+    """A card's path, with the constraints `IssuerIdPath` and `CardIdPath` give other routes."""
 
     model_config = ConfigDict(frozen=True)
 
     # the wire's names, so that errors and the schema's titles read as FastAPI writes them
     issuerId: str = Field(pattern=ISSUER_ID_PATTERN, description=ISSUER_ID)  # noqa: N815
     cardId: str = Field(pattern=CARD_ID_PATTERN, description=CARD_ID)  # noqa: N815
+
+
+class _CardOrderParameters(_CardPath):
+    """The single-card order's path and query (`DryRun` of the batch route)."""
+
     dryRun: bool = Field(False, description=DRY_RUN)  # noqa: N815
 
 
-class CardOrderTarget(NamedTuple):
+class CardTarget(NamedTuple):
     issuer: Principal
     card_id: str
-    dry_run: bool
+    dry_run: bool = False
 
 
-def card_order_target(request: Request) -> CardOrderTarget:
-    """The caller, card and dry-run flag of a single-card order, read without FastAPI's
-    dependency solving: for this route's three parameters and its token check that cost
-    214,000 instructions an order, 5% of it (bench/intake_instructions.py, 4.13 → 3.92 million).
+def card_target(request: Request) -> CardTarget:
+    """The caller and the card of a route on one card, read without FastAPI's dependency
+    solving, for the busiest routes: the single-card order and the status read. For the
+    order's dependency and three parameters that solving cost 208,000 instructions, 5% of an
+    order (bench/intake_instructions.py, 4,133,649 → 3,925,928); the status read's, not
+    measured apart, is of the same kind, beside its thread hop on SQLite.
 
-    The same checks as the dependencies make, in their order: a malformed issuer id is refused
-    with the other malformed parameters, before the token is looked at; then the token; then the
-    card id and the flag. The route documents its parameters with `CARD_ORDER_OPENAPI`.
+    The same checks as `CurrentIssuer` and `CardIdPath` make, in their order: a malformed
+    issuer id is refused with the other malformed parameters, before the token is looked at;
+    then the token; then the card id. The route documents its parameters with `CARD_OPENAPI`.
     """
+    caller, path = _checked(request, _CardPath, request.path_params)
+    return CardTarget(caller, path.cardId)
+
+
+def card_order_target(request: Request) -> CardTarget:
+    """`card_target` with the `dryRun` flag (documented by `CARD_ORDER_OPENAPI`)."""
     given: dict[str, Any] = dict(request.path_params)
     if "dryRun" in request.query_params:
         given["dryRun"] = request.query_params["dryRun"]
+    caller, parameters = _checked(request, _CardOrderParameters, given)
+    return CardTarget(caller, parameters.cardId, parameters.dryRun)
+
+
+_Path = TypeVar("_Path", bound=_CardPath)
+
+
+def _checked(
+    request: Request, model: type[_Path], given: Mapping[str, Any]
+) -> tuple[Principal, _Path]:
     try:
-        parameters = _CardOrderParameters.model_validate(given)
+        parameters = model.model_validate(given)
     except ValidationError as error:
         problems = schema_problems([dict(e) for e in error.errors(include_input=False)])
         if all(problem.field != "issuerId" for problem in problems):
             _current_issuer.issuer(request, given["issuerId"])
         raise InvalidRequest.from_problems(problems) from None
-    caller = _current_issuer.issuer(request, parameters.issuerId)
-    return CardOrderTarget(caller, parameters.cardId, parameters.dryRun)
+    return _current_issuer.issuer(request, parameters.issuerId), parameters
 
 
 def _openapi_parameters(model: type[BaseModel], where: dict[str, str]) -> list[dict[str, Any]]:
@@ -164,11 +186,14 @@ def _openapi_parameters(model: type[BaseModel], where: dict[str, str]) -> list[d
     ]
 
 
+_IN = {"issuerId": "path", "cardId": "path", "dryRun": "query"}
+CARD_OPENAPI: dict[str, Any] = {
+    "security": [{_current_issuer.scheme_name: []}],
+    "parameters": _openapi_parameters(_CardPath, _IN),
+}
 CARD_ORDER_OPENAPI: dict[str, Any] = {
     "security": [{_current_issuer.scheme_name: []}],
-    "parameters": _openapi_parameters(
-        _CardOrderParameters, {"issuerId": "path", "cardId": "path", "dryRun": "query"}
-    ),
+    "parameters": _openapi_parameters(_CardOrderParameters, _IN),
 }
 
 
