@@ -3,6 +3,9 @@
 They are `async def` although they wait for nothing: FastAPI runs a plain `def` dependency in its
 thread pool, and three hand-offs per request cost more CPU than the work itself (a status read:
 ~25% of the server's CPU in thread wake-ups, bench/status.py). None of them does I/O.
+
+The two busiest routes, the single-card order and the status read, skip FastAPI's solving of
+them: `card_target` makes the same checks, in the same order, for less.
 """
 
 from __future__ import annotations
